@@ -1,0 +1,12 @@
+"""tinynet: tensors, hand-written reverse-mode autograd, layers and optimizers.
+
+    import tinynet as tn
+    from tinynet import nn, optim
+    import tinynet.functional as F
+"""
+from .autograd import (Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor,
+                       trace_backward)
+from .backend import cuda_available
+from . import functional
+
+__version__ = "0.1.0"

@@ -1,0 +1,457 @@
+"""Reverse-mode automatic differentiation: ``Tensor`` and ``Function``.
+
+A ``Tensor`` wraps an array (``.data``) and, once ``backward()`` has run, its gradient
+(``.grad``).  Every operation on tensors is a ``Function`` subclass whose ``forward`` and
+``backward`` are written by hand, side by side::
+
+    class Mul(Function):
+        def forward(self, a, b):          # arrays in, array out
+            self.a, self.b = a, b         # keep what backward needs
+            return a * b
+        def backward(self, grad):         # dL/d(out) in, one dL/d(input) per input out
+            return grad * self.b, grad * self.a
+
+Calling a Function on tensors runs ``forward`` and, when a gradient is needed, records the
+function as the output's ``creator``: the tape.  ``loss.backward()`` then visits every
+tensor that led to ``loss`` in reverse topological order (outputs before the inputs they
+were made from) and applies the chain rule
+
+    dL/dx = sum over the ops f that used x of  backward_f(dL/d(out_f))
+
+accumulating the contributions of a tensor used more than once before passing it on.
+The walk uses an explicit stack, not recursion, so a chain of 5,000 ops is fine.  After
+the walk each function drops what it kept (unless ``retain_graph=True``), so a training
+loop does not grow.
+"""
+import contextlib
+import threading
+
+import numpy as np
+
+from . import backend
+
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+DEFAULT_DTYPE = np.float32
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block no graph is recorded (inference, weight updates)."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, False
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    previous, _grad_mode.enabled = _grad_mode.enabled, True
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_mode.enabled
+
+
+def _as_array(data, dtype=None, device=None):
+    """Turn ``data`` (array, list, scalar, Tensor) into a numpy/cupy array.
+
+    Floating arrays keep their dtype; Python numbers and lists become float32, as in PyTorch;
+    integer and bool arrays stay integer (labels, indices)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
+        array = data
+    else:
+        array = np.asarray(data)
+        if array.dtype.kind == "f" and dtype is None and not isinstance(data, np.generic):
+            array = array.astype(DEFAULT_DTYPE)      # Python floats -> float32
+        elif array.dtype.kind in "iu" and dtype is None and isinstance(data, float):
+            array = array.astype(DEFAULT_DTYPE)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"tensor data must be a numeric array, got dtype {array.dtype}")
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    if device is not None:
+        array = backend.move(array, device)
+    return array
+
+
+class Tensor:
+    """An array with a gradient and a link to the Function that made it.
+
+    data           the numpy or cupy array
+    grad           dL/d(this), an array of the same shape, filled by backward() on leaves
+                   (tensors made by the user) and on tensors that called retain_grad()
+    requires_grad  whether gradients should flow to this tensor
+    creator        the Function that produced it (None for leaves)
+    """
+
+    __array_priority__ = 1000   # make ``ndarray * Tensor`` call Tensor.__rmul__
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
+        self.data = _as_array(data, dtype, device)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"requires_grad=True needs a floating dtype, got {self.data.dtype}; "
+                "use e.g. dtype=np.float32")
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.creator = None
+        self.name = name
+        self._hooks = []
+        self._retains_grad = False
+
+    # ---- array facts ------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.creator is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = ", device='cuda'" if self.device == "cuda" else ""
+        body = repr(backend.to_cpu(self.data)).replace("array(", "tensor(", 1)
+        return body[:-1] + f"{grad}{dev})" if body.endswith(")") else body
+
+    def numpy(self):
+        """The data as a NumPy array (copied to the host when on the GPU)."""
+        return backend.to_cpu(self.data)
+
+    def item(self):
+        return self.numpy().item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph: no gradient flows through it."""
+        return Tensor(self.data)
+
+    def to(self, device):
+        """A copy on ``device`` ('cpu' or 'cuda'); gradients flow back across the move."""
+        device = backend.check_device(device)
+        if device == self.device:
+            return self
+        return _math.to_device(self, device)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def astype(self, dtype):
+        return _math.astype(self, dtype)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad needs a floating dtype, got {self.data.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- hooks ----------------------------------------------------------------------
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retains_grad = True
+        return self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is complete during backward.
+
+        A hook may return a new gradient array that replaces the old one for everything
+        upstream (this is how explain reads and edits gradients at a layer).  Returns a
+        handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    # ---- backward ----------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Fill ``.grad`` of every leaf that led to this tensor with dL/d(leaf).
+
+        grad          dL/d(self); may be omitted only when self is a scalar (then 1)
+        retain_graph  keep the graph so backward can run through it again
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input had "
+                "requires_grad=True, or it was computed under no_grad()")
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward() without a gradient needs a scalar output; got shape "
+                    f"{self.shape}: pass grad= of that shape (e.g. the upstream gradient)")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _as_array(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"grad must have the output's shape {self.shape}, "
+                                 f"got {grad.shape}")
+            if backend.device_of(grad) != self.device:
+                raise ValueError(f"grad is on {backend.device_of(grad)}, "
+                                 f"the tensor on {self.device}")
+        run_backward(self, grad, retain_graph)
+
+    # ---- operators (defined in functional/math.py) ------------------------------------
+    def __add__(self, other): return _math.add(self, other)
+    def __radd__(self, other): return _math.add(other, self)
+    def __sub__(self, other): return _math.sub(self, other)
+    def __rsub__(self, other): return _math.sub(other, self)
+    def __mul__(self, other): return _math.mul(self, other)
+    def __rmul__(self, other): return _math.mul(other, self)
+    def __truediv__(self, other): return _math.div(self, other)
+    def __rtruediv__(self, other): return _math.div(other, self)
+    def __pow__(self, exponent): return _math.pow(self, exponent)
+    def __neg__(self): return _math.neg(self)
+    def __matmul__(self, other): return _math.matmul(self, other)
+    def __rmatmul__(self, other): return _math.matmul(other, self)
+    def __getitem__(self, index): return _math.getitem(self, index)
+
+    # Comparisons give plain boolean arrays: they have no gradient.
+    def __lt__(self, other): return self.data < _data(other)
+    def __le__(self, other): return self.data <= _data(other)
+    def __gt__(self, other): return self.data > _data(other)
+    def __ge__(self, other): return self.data >= _data(other)
+
+    __hash__ = object.__hash__    # tensors are graph nodes, hashed by identity
+
+    def sum(self, axis=None, keepdims=False): return _math.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _math.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _math.max(self, axis, keepdims)
+    def exp(self): return _math.exp(self)
+    def log(self): return _math.log(self)
+    def sqrt(self): return _math.sqrt(self)
+    def abs(self): return _math.abs(self)
+    def reshape(self, *shape):
+        return _math.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def transpose(self, *axes):
+        return _math.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+    def flatten(self, start_axis=1): return _math.flatten(self, start_axis)
+    T = property(lambda self: _math.transpose(self))
+
+
+def _data(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Function:
+    """One differentiable operation.  Subclasses write ``forward`` and ``backward``.
+
+    ``forward(*arrays)`` gets the inputs' arrays and returns the output array.
+    ``backward(grad)`` gets dL/d(output) and returns one gradient per input, in order
+    (``None`` for an input that needs none, such as integer labels).  Any arrays that
+    backward needs are stored on ``self`` during forward.
+    """
+
+    def __call__(self, *inputs):
+        tensors = [x if isinstance(x, Tensor) else None for x in inputs]
+        reference = next((t for t in tensors if t is not None), None)
+        if reference is None:
+            reference = Tensor(inputs[0])
+        arrays = []
+        for i, x in enumerate(inputs):
+            if tensors[i] is None:     # a plain number or array: becomes a constant
+                x = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
+                           device=reference.device)
+                tensors[i] = x
+            arrays.append(x.data)
+        devices = {t.device for t in tensors}
+        if len(devices) > 1:
+            raise ValueError(
+                f"{type(self).__name__}: inputs are on different devices "
+                f"{[t.device for t in tensors]}; move them with .to(device) first")
+        output = self.forward(*arrays)
+        needs_grad = _grad_mode.enabled and any(t.requires_grad for t in tensors)
+        result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
+        result.data, result.grad, result.name = output, None, None
+        result._hooks, result._retains_grad = [], False
+        result.requires_grad = needs_grad
+        result.creator = None
+        if needs_grad:
+            self.inputs = tensors
+            result.creator = self
+        return result
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    def release(self):
+        """Drop saved arrays and input links once backward has used them."""
+        vars(self).clear()
+        self.released = True
+
+    def __repr__(self):
+        return type(self).__name__
+
+
+def _const_dtype(value, reference):
+    """Constants take the dtype of the tensor they meet, so float64 math stays float64."""
+    if isinstance(value, (bool, int, float)) and reference.dtype.kind == "f":
+        return reference.dtype
+    if isinstance(value, (np.ndarray,)) and value.dtype.kind != "f" and reference.dtype.kind == "f":
+        return reference.dtype
+    return None
+
+
+# ---- the backward pass ----------------------------------------------------------------
+
+def topological_order(root):
+    """Tensors that ``root`` depends on through recorded Functions, inputs before outputs.
+
+    Iterative depth-first search: a tensor is appended after all of its inputs."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        creator = tensor.creator
+        if creator is not None:
+            if getattr(creator, "released", False):
+                raise RuntimeError(
+                    "backward through a graph that was already freed: call the first "
+                    "backward(retain_graph=True) to run backward twice")
+            for parent in creator.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def run_backward(root, grad, retain_graph=False):
+    grads = {id(root): grad}
+    tracer = _tracer.current
+    for tensor in reversed(topological_order(root)):
+        grad = grads.pop(id(tensor), None)
+        if grad is None:
+            continue
+        for hook in tensor._hooks:
+            new_grad = hook(grad)
+            if new_grad is not None:
+                grad = _as_array(new_grad, dtype=grad.dtype)
+        fn = tensor.creator
+        if fn is None or tensor._retains_grad:
+            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        if fn is None:
+            continue
+        input_grads = fn.backward(grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if tracer is not None:
+            tracer.record(fn, tensor, grad, input_grads)
+        for parent, parent_grad in zip(fn.inputs, input_grads):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            if parent_grad.shape != parent.shape:   # a bug in an op, say so clearly
+                raise RuntimeError(f"{fn}.backward returned a gradient of shape "
+                                   f"{parent_grad.shape} for an input of shape {parent.shape}")
+            key = id(parent)
+            grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+        if not retain_graph:
+            fn.release()
+
+
+# ---- the learner's view of backward ----------------------------------------------------
+
+class _Tracer(threading.local):
+    current = None
+
+
+_tracer = _Tracer()
+
+
+class BackwardTrace:
+    """What backward did, node by node: filled inside ``with trace_backward() as t:``.
+
+    Each step records the op, the output's shape, the norm of the upstream gradient
+    dL/d(out), and the shape and norm of every gradient it passed to its inputs."""
+
+    def __init__(self):
+        self.steps = []
+
+    def record(self, fn, output, grad, input_grads):
+        xp = backend.get_array_module(grad)
+        norm = lambda g: float(xp.linalg.norm(g.ravel())) if g is not None else None
+        self.steps.append({
+            "op": type(fn).__name__,
+            "output": output.name,
+            "output_shape": tuple(output.shape),
+            "upstream_norm": norm(grad),
+            "inputs": [(parent.name, tuple(parent.shape), None if g is None else norm(g))
+                       for parent, g in zip(fn.inputs, input_grads)],
+        })
+
+    def __str__(self):
+        lines = ["step  op               output shape     |dL/dout|   -> gradients to inputs"]
+        for i, step in enumerate(self.steps, 1):
+            ins = ", ".join(
+                f"{name or '?'}{list(shape)}: {'-' if n is None else f'{n:.4g}'}"
+                for name, shape, n in step["inputs"])
+            out = f"{step['output'] or ''}{list(step['output_shape'])}"
+            lines.append(f"{i:>4}  {step['op']:<16} {out:<16} {step['upstream_norm']:>9.4g}"
+                         f"   -> {ins}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def trace_backward():
+    """Record every backward step taken inside the block; print the result to read it."""
+    trace, previous = BackwardTrace(), _tracer.current
+    _tracer.current = trace
+    try:
+        yield trace
+    finally:
+        _tracer.current = previous
+
+
+def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+    """Make a leaf Tensor (``tn.tensor``).  Floating arrays keep their dtype; Python
+    numbers and lists become float32."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+from .functional import math as _math  # noqa: E402  (operators above call into it)

@@ -1,0 +1,487 @@
+"""Elementwise arithmetic, matmul, reductions and shape ops, each forward beside its backward.
+
+Broadcasting.  ``a + b`` may stretch a (3, 1) array to (3, 4).  Stretching copies a value
+into several outputs, so in backward those outputs' gradients are summed back into the one
+value: ``unbroadcast(grad, shape)`` sums over the axes that broadcasting added or stretched.
+"""
+import builtins
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor, _as_array
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the backward of numpy broadcasting."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _check_float(x, name, op):
+    if isinstance(x, Tensor) and x.dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating tensor, got dtype {x.dtype}")
+
+
+def as_tensor(x, like=None):
+    """A Tensor for ``x``; numbers take the dtype and device of ``like``."""
+    if isinstance(x, Tensor):
+        return x
+    dtype = like.dtype if like is not None and isinstance(x, (int, float)) else None
+    device = like.device if like is not None else None
+    return Tensor(_as_array(x, dtype=dtype, device=device))
+
+
+# ---- elementwise arithmetic -----------------------------------------------------------
+
+class Add(Function):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, grad):          # d(a+b)/da = 1, d(a+b)/db = 1
+        return unbroadcast(grad, self.a_shape), unbroadcast(grad, self.b_shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, grad):          # d(a-b)/da = 1, d(a-b)/db = -1
+        return unbroadcast(grad, self.a_shape), unbroadcast(-grad, self.b_shape)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):          # d(ab)/da = b, d(ab)/db = a
+        return (unbroadcast(grad * self.b, self.a.shape),
+                unbroadcast(grad * self.a, self.b.shape))
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad):          # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        grad_a = grad / self.b
+        return (unbroadcast(grad_a, self.a.shape),
+                unbroadcast(-grad_a * self.a / self.b, self.b.shape))
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+class Pow(Function):
+    """x ** p for a constant exponent p."""
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, x):
+        self.x = x
+        return x ** self.exponent
+
+    def backward(self, grad):          # d(x^p)/dx = p x^(p-1)
+        p = self.exponent
+        return grad * (p * self.x ** (p - 1))
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = backend.get_array_module(x).exp(x)
+        return self.y
+
+    def backward(self, grad):          # d(e^x)/dx = e^x
+        return grad * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return backend.get_array_module(x).log(x)
+
+    def backward(self, grad):          # d(log x)/dx = 1/x
+        return grad / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = backend.get_array_module(x).sqrt(x)
+        return self.y
+
+    def backward(self, grad):          # d(sqrt x)/dx = 1/(2 sqrt x)
+        return grad / (2 * self.y)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.sign = backend.get_array_module(x).sign(x)
+        return abs(x)
+
+    def backward(self, grad):          # d|x|/dx = sign(x) (0 at the kink)
+        return grad * self.sign
+
+
+class Maximum(Function):
+    """Elementwise max(a, b); at a tie the gradient goes to ``a``."""
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a_wins = a >= b
+        return backend.get_array_module(a).maximum(a, b)
+
+    def backward(self, grad):
+        return (unbroadcast(grad * self.a_wins, self.a_shape),
+                unbroadcast(grad * ~self.a_wins, self.b_shape))
+
+
+class Where(Function):
+    """condition ? a : b, with ``condition`` a constant boolean array."""
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return backend.get_array_module(a).where(self.condition, a, b)
+
+    def backward(self, grad):
+        zero = grad.dtype.type(0)
+        xp = backend.get_array_module(grad)
+        return (unbroadcast(xp.where(self.condition, grad, zero), self.a_shape),
+                unbroadcast(xp.where(self.condition, zero, grad), self.b_shape))
+
+
+class Clip(Function):
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        low = -np.inf if self.low is None else self.low
+        high = np.inf if self.high is None else self.high
+        self.inside = (x >= low) & (x <= high)
+        return xp.clip(x, self.low, self.high)
+
+    def backward(self, grad):          # slope 1 inside [low, high], 0 outside
+        return grad * self.inside
+
+
+class AsType(Function):
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, x):
+        self.source_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, grad):
+        return grad.astype(self.source_dtype)
+
+
+class ToDevice(Function):
+    def __init__(self, device):
+        self.device = device
+
+    def forward(self, x):
+        self.source_device = backend.device_of(x)
+        return backend.move(x, self.device)
+
+    def backward(self, grad):          # the gradient travels back to where x was
+        return backend.move(grad, self.source_device)
+
+
+# ---- matrix product -------------------------------------------------------------------
+
+class MatMul(Function):
+    """C = A @ B.  For 2-D: dL/dA = dL/dC @ B^T, dL/dB = A^T @ dL/dC.
+
+    Batched (N-D) operands follow numpy's matmul broadcasting; the extra batch axes are
+    summed away by ``unbroadcast``.  1-D operands are promoted to matrices and back."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
+        b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
+        g = grad
+        if a.ndim == 1:
+            g = g[..., None, :]
+        if b.ndim == 1:
+            g = g[..., :, None]
+        grad_a = g @ b2.swapaxes(-1, -2)
+        grad_b = a2.swapaxes(-1, -2) @ g
+        if a.ndim == 1:
+            grad_a = grad_a[..., 0, :]
+        if b.ndim == 1:
+            grad_b = grad_b[..., :, 0]
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+# ---- reductions --------------------------------------------------------------------------
+
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+    return tuple(sorted(a % builtins.max(ndim, 1) for a in axes))
+
+
+def _expand_reduced(grad, in_shape, axes, keepdims):
+    """Put back the reduced axes (as size 1) so ``grad`` broadcasts against the input."""
+    if not keepdims:
+        shape = list(grad.shape)
+        for a in axes:
+            shape.insert(a, 1)
+        grad = grad.reshape(shape)
+    return grad
+
+
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):          # every summed element gets the output's gradient
+        xp = backend.get_array_module(grad)
+        grad = _expand_reduced(grad, self.in_shape, self.axes, self.keepdims)
+        return xp.broadcast_to(grad, self.in_shape).copy()
+
+
+class Mean(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):          # d(mean)/dx_i = 1/count
+        xp = backend.get_array_module(grad)
+        grad = _expand_reduced(grad, self.in_shape, self.axes, self.keepdims) / self.count
+        return xp.broadcast_to(grad, self.in_shape).astype(grad.dtype, copy=True)
+
+
+class Max(Function):
+    """max over axes.  The gradient goes to the maximal element; ties share it equally."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        y = x.max(axis=self.axes, keepdims=True)
+        is_max = x == y
+        self.weights = is_max / is_max.sum(axis=self.axes, keepdims=True)
+        return y if self.keepdims else y.squeeze(axis=self.axes)
+
+    def backward(self, grad):
+        grad = _expand_reduced(grad, self.weights.shape, self.axes, self.keepdims)
+        return (grad * self.weights).astype(grad.dtype, copy=False)
+
+
+# ---- shape ops -------------------------------------------------------------------------
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        self.axes_used = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        return x.transpose(self.axes_used)
+
+    def backward(self, grad):          # undo the permutation with its inverse
+        return grad.transpose(tuple(np.argsort(self.axes_used)))
+
+
+class GetItem(Function):
+    """x[index].  Backward scatters the gradient into zeros; ``add.at`` so that an index
+    repeated in a fancy index accumulates instead of overwriting."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[self.index]
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        grad_x = xp.zeros(self.in_shape, dtype=grad.dtype)
+        if xp is np:
+            np.add.at(grad_x, self.index, grad)
+        else:
+            xp.add.at(grad_x, self.index, grad)
+        return grad_x
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis."""
+
+    def __init__(self, pad_width, value=0.0):
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.pad(x, self.pad_width, mode="constant", constant_values=self.value)
+
+    def backward(self, grad):          # the gradient of the kept region is passed on
+        index = tuple(slice(before, grad.shape[i] - after)
+                      for i, (before, after) in enumerate(self.pad_width))
+        return grad[index]
+
+
+class Concat(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        xp = backend.get_array_module(*xs)
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, grad):          # cut the gradient back into the input pieces
+        xp = backend.get_array_module(grad)
+        cuts = np.cumsum(self.sizes)[:-1]
+        return tuple(xp.split(grad, cuts.tolist(), axis=self.axis))
+
+
+class Stack(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        return backend.get_array_module(*xs).stack(xs, axis=self.axis)
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        return tuple(xp.moveaxis(grad, self.axis, 0))
+
+
+# ---- the functional API --------------------------------------------------------------
+
+def add(a, b): return Add()(a, b)
+def sub(a, b): return Sub()(a, b)
+def mul(a, b): return Mul()(a, b)
+def div(a, b): return Div()(a, b)
+def neg(x): return Neg()(x)
+def exp(x): return Exp()(x)
+def log(x): return Log()(x)
+def sqrt(x): return Sqrt()(x)
+def abs(x): return Abs()(x)
+def maximum(a, b): return Maximum()(a, b)
+def matmul(a, b): return MatMul()(a, b)
+
+
+def pow(x, exponent):
+    if isinstance(exponent, Tensor):
+        raise TypeError("pow: the exponent must be a number, not a Tensor")
+    return Pow(exponent)(x)
+
+
+def where(condition, a, b):
+    """Elementwise ``a`` where ``condition`` is true, else ``b`` (condition: boolean array)."""
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    return Where(condition)(a, b)
+
+
+def clip(x, low=None, high=None):
+    return Clip(low, high)(x)
+
+
+def astype(x, dtype):
+    if np.dtype(dtype) == x.dtype:
+        return x
+    return AsType(dtype)(x)
+
+
+def to_device(x, device):
+    return ToDevice(device)(x)
+
+
+def sum(x, axis=None, keepdims=False): return Sum(axis, keepdims)(x)
+def mean(x, axis=None, keepdims=False): return Mean(axis, keepdims)(x)
+def max(x, axis=None, keepdims=False): return Max(axis, keepdims)(x)
+
+
+def reshape(x, shape):
+    if isinstance(shape, int):
+        shape = (shape,)
+    return Reshape(tuple(shape))(x)
+
+
+def flatten(x, start_axis=1):
+    """Keep the first ``start_axis`` axes, merge the rest (N, C, H, W) -> (N, C*H*W)."""
+    return Reshape(tuple(x.shape[:start_axis]) + (-1,))(x)
+
+
+def transpose(x, axes=None):
+    return Transpose(None if axes is None else tuple(axes))(x)
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem(index)(x)
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding.  ``pad_width`` is numpy's: one (before, after) pair per axis."""
+    pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+    if len(pad_width) != x.ndim:
+        raise ValueError(f"pad: pad_width needs one (before, after) pair per axis "
+                         f"({x.ndim}), got {len(pad_width)}")
+    return Pad(pad_width, value)(x)
+
+
+def concat(tensors, axis=0):
+    return Concat(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    return Stack(axis)(*tensors)
