@@ -10,3 +10,4 @@ from .backend import cuda_available
 from . import functional
 
 __version__ = "0.1.0"
+from .gradcheck import GradcheckError, KinkError, gradcheck

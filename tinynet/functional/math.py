@@ -240,6 +240,27 @@ class MatMul(Function):
         return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
 
 
+class Linear(Function):
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch.
+
+    dL/dx = dL/dy W,   dL/dW = dL/dy^T x,   dL/db = sum of dL/dy over the batch."""
+
+    def forward(self, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, grad):
+        x2 = self.x.reshape(-1, self.x.shape[-1])            # batch axes flattened
+        g2 = grad.reshape(-1, grad.shape[-1])
+        grads = (grad @ self.weight, g2.T @ x2)
+        if len(self.inputs) == 3:
+            grads += (g2.sum(axis=0),)
+        return grads
+
+
 # ---- reductions --------------------------------------------------------------------------
 
 def _normalize_axis(axis, ndim):
@@ -414,6 +435,18 @@ def sqrt(x): return Sqrt()(x)
 def abs(x): return Abs()(x)
 def maximum(a, b): return Maximum()(a, b)
 def matmul(a, b): return MatMul()(a, b)
+
+
+def linear(x, weight, bias=None):
+    """x W^T + b.  x (..., in_features), weight (out_features, in_features), bias (out_features,)."""
+    if x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 'no'} features "
+                         f"(shape {tuple(x.shape)}), weight expects in_features="
+                         f"{weight.shape[-1]} (weight shape {tuple(weight.shape)})")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    _check_float(x, "input", "linear")
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
 
 
 def pow(x, exponent):

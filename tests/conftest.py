@@ -1,0 +1,20 @@
+"""Shared fixtures: a seeded random generator and the path to the real data."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def shared_data():
+    """../shared/data beside the project; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (present in CI, absent on a user's machine)")
+    return SHARED_DATA
