@@ -8,6 +8,9 @@ from .autograd import (Function, Tensor, enable_grad, is_grad_enabled, no_grad, 
                        trace_backward)
 from .backend import cuda_available
 from . import functional
+from .random import manual_seed
 
 __version__ = "0.1.0"
 from .gradcheck import GradcheckError, KinkError, gradcheck
+from . import nn, optim, data
+from .io import save, load

@@ -4,3 +4,9 @@ One module per family; in each, an op's forward and backward sit side by side.""
 from .math import (abs, add, astype, clip, concat, div, exp, flatten, getitem, linear, log, matmul,
                    max, maximum, mean, mul, neg, pad, pow, reshape, sqrt, stack, sub, sum,
                    transpose, unbroadcast, where)
+from .conv import conv2d
+from .pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
+from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh
+from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .norm import batch_norm, dropout
+from .resample import affine_warp, interpolate

@@ -135,7 +135,7 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, x):
         self.sign = backend.get_array_module(x).sign(x)
-        return abs(x)
+        return backend.get_array_module(x).abs(x)   # not abs(): this module defines its own
 
     def backward(self, grad):          # d|x|/dx = sign(x) (0 at the kink)
         return grad * self.sign
@@ -226,11 +226,11 @@ class MatMul(Function):
         a, b = self.a, self.b
         a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
         b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
-        g = grad
-        if a.ndim == 1:
-            g = g[..., None, :]
+        g = grad                                       # put back the axes a 1-D operand lost:
         if b.ndim == 1:
-            g = g[..., :, None]
+            g = g[..., None]                           # ... the last (N = 1) first,
+        if a.ndim == 1:
+            g = g[..., None, :]                        # ... then M = 1 (works for () too)
         grad_a = g @ b2.swapaxes(-1, -2)
         grad_b = a2.swapaxes(-1, -2) @ g
         if a.ndim == 1:

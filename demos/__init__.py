@@ -1,0 +1,1 @@
+"""Runnable demos: ``python -m demos.xor`` (no data needed) and the ImageNet-subset demo."""

@@ -1,0 +1,293 @@
+"""Tensor and the backward pass: dtype rules, accumulation, graph freeing, no_grad,
+retain_grad, detach, hooks, error paths and the learner's trace."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import backend
+
+
+def leaf(array):
+    return tn.tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
+
+
+# ---- dtype rules -------------------------------------------------------------------------
+
+def test_python_floats_become_float32():
+    assert tn.tensor(1.5).dtype == np.float32
+    assert tn.tensor([1.0, 2.0]).dtype == np.float32
+    assert tn.tensor([[0.5], [1.5]]).dtype == np.float32
+
+
+def test_float_arrays_keep_their_dtype():
+    assert tn.tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64
+    assert tn.tensor(np.zeros(3, dtype=np.float32)).dtype == np.float32
+    assert tn.tensor(np.zeros(3), dtype=np.float32).dtype == np.float32
+
+
+def test_integer_data_stays_integer_and_cannot_require_grad():
+    labels = tn.tensor(np.array([0, 2, 1]))
+    assert labels.dtype.kind == "i"
+    with pytest.raises(TypeError, match="floating"):
+        tn.tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(TypeError, match="floating"):
+        tn.tensor(np.arange(3)).requires_grad_()
+
+
+def test_object_and_string_data_are_refused():
+    with pytest.raises(TypeError, match="numeric"):
+        tn.tensor(np.array([object(), object()], dtype=object))
+    with pytest.raises(TypeError, match="numeric"):
+        tn.tensor(["a", "b"])
+
+
+def test_ops_keep_float32_and_float64():
+    for dtype in (np.float32, np.float64):
+        x = tn.tensor(np.ones((2, 3), dtype=dtype), requires_grad=True)
+        y = ((x * 0.5 + 1.0) / 2.0 - 3).exp().sum()
+        assert y.dtype == dtype
+        y.backward()
+        assert x.grad.dtype == dtype and x.grad.shape == x.shape
+
+
+def test_tensor_facts_and_numpy():
+    x = tn.tensor(np.arange(6.0).reshape(2, 3))
+    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert x.device == "cpu" and x.is_leaf and not x.requires_grad
+    np.testing.assert_array_equal(x.numpy(), np.arange(6.0).reshape(2, 3))
+    assert tn.tensor(2.5).item() == 2.5
+    assert "requires_grad=True" in repr(leaf([1.0]))
+
+
+# ---- the backward pass -------------------------------------------------------------------
+
+def test_scalar_backward_defaults_to_one():
+    x = leaf([1.0, 2.0, 3.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data)
+
+
+def test_a_tensor_used_twice_accumulates():
+    # y = x*x + 3x  ->  dy/dx = 2x + 3; x feeds two ops and each contributes.
+    x = leaf([1.0, -2.0, 0.5])
+    y = x * x + 3 * x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 3)
+
+
+def test_diamond_graph_accumulates_before_passing_on():
+    # a = 2x; b = a*a; c = a + b; dc/dx = 2 + 2*a*2 = 2 + 8x.  `a` must get both contributions
+    # (from c and from b) before its own backward runs once.
+    x = leaf([0.3, -1.2])
+    a = x * 2
+    c = a + a * a
+    c.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 + 8 * x.data)
+
+
+def test_leaf_grads_accumulate_over_two_backward_calls():
+    x = leaf([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0, 6.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_chain_of_5000_ops_has_no_recursion_limit():
+    x = leaf([1.0])
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0001 ** 5000], rtol=1e-10)
+
+
+def test_graph_is_freed_after_backward():
+    x = leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * x.data)
+
+
+def test_no_grad_records_nothing():
+    x = leaf([1.0, 2.0])
+    with tn.no_grad():
+        assert not tn.is_grad_enabled()
+        y = x * 2 + 1
+        with tn.enable_grad():
+            z = x * 2
+    assert tn.is_grad_enabled()
+    assert not y.requires_grad and y.creator is None
+    assert z.requires_grad and z.creator is not None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+
+
+def test_retain_grad_keeps_an_intermediate_gradient():
+    x = leaf([1.0, 2.0, 3.0])
+    h = x * 2
+    h.retain_grad()
+    other = x * 3       # not retained
+    (h * h + other).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    assert other.grad is None
+
+
+def test_detach_cuts_the_graph():
+    x = leaf([1.0, 2.0])
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.is_leaf
+    y = (x * d).sum()      # d acts as a constant
+    y.backward()
+    np.testing.assert_allclose(x.grad, d.data)
+
+
+def test_hook_reads_the_gradient():
+    x = leaf([1.0, 2.0])
+    h = x * 3
+    seen = []
+    h.register_hook(lambda g: seen.append(g.copy()))
+    (h * h).sum().backward()
+    np.testing.assert_allclose(seen[0], 2 * h.data)
+
+
+def test_hook_can_replace_the_gradient_and_be_removed():
+    x = leaf([1.0, 2.0])
+    h = x * 3
+    handle = h.register_hook(lambda g: np.zeros_like(g) + 1.0)   # replace dL/dh by ones
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])               # 1 * dh/dx
+    handle.remove()
+    x.zero_grad()
+    h = x * 3
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad, 18 * x.data)
+    # A removed handle also stops a hook registered on the leaf itself.
+    calls = []
+    handle = x.register_hook(lambda g: calls.append(1))
+    handle.remove()
+    handle.remove()          # removing twice is harmless
+    (x * 1).sum().backward()
+    assert calls == []
+
+
+def test_hook_on_a_leaf_changes_what_is_stored():
+    x = leaf([1.0, 2.0])
+    x.register_hook(lambda g: 2 * g)
+    (x * 5).sum().backward()
+    np.testing.assert_allclose(x.grad, [10.0, 10.0])
+
+
+def test_hook_needs_requires_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tn.tensor([1.0]).register_hook(lambda g: g)
+
+
+def test_non_scalar_backward_needs_a_gradient():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(ValueError, match="scalar"):
+        y.backward()
+    y.backward(np.array([1.0, 10.0]))
+    np.testing.assert_allclose(x.grad, [2.0, 20.0])
+
+
+def test_gradient_of_the_wrong_shape_is_refused():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        y.backward(np.ones(3))
+    assert x.grad is None
+
+
+def test_backward_reports_an_op_that_returns_a_wrong_shape():
+    class Broken(tn.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return grad.sum(keepdims=True)     # wrong: shape (1,) for a (3,) input
+
+    x = leaf([1.0, 2.0, 3.0])
+    with pytest.raises(RuntimeError, match="Broken.backward returned a gradient of shape"):
+        Broken()(x).sum().backward()
+
+
+def test_inputs_on_different_devices_are_refused(monkeypatch):
+    # No GPU needed: pretend one input lives on 'cuda' by patching how devices are read.
+    a = leaf([1.0, 2.0])
+    b = leaf([3.0, 4.0])
+    real = backend.device_of
+    monkeypatch.setattr(backend, "device_of",
+                        lambda array: "cuda" if array is b.data else real(array))
+    with pytest.raises(ValueError, match="different devices"):
+        a + b
+
+
+@pytest.mark.skipif(not tn.cuda_available(), reason="needs CuPy and an NVIDIA GPU")
+def test_real_cuda_and_cpu_tensors_are_refused():
+    a = tn.tensor(np.ones(2), device="cpu")
+    b = tn.tensor(np.ones(2), device="cuda")
+    with pytest.raises(ValueError, match="different devices"):
+        a + b
+
+
+def test_asking_for_cuda_without_a_gpu_says_what_to_install():
+    if tn.cuda_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="cupy-cuda12x"):
+        tn.tensor([1.0], device="cuda")
+
+
+def test_astype_passes_the_gradient_back_in_the_source_dtype():
+    x = tn.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    y = x.double() * 2
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, 2.0)
+
+
+# ---- the learner's trace -----------------------------------------------------------------
+
+def test_trace_backward_lists_ops_in_order_with_shapes_and_norms():
+    x = tn.tensor(np.ones((2, 3)), requires_grad=True, dtype=np.float64)
+    w = tn.tensor(np.full((3, 4), 0.5), requires_grad=True)
+    x.name, w.name = "x", "W"
+    h = x @ w
+    h.name = "h"
+    with tn.trace_backward() as trace:
+        (h * 2).sum().backward()
+    ops = [step["op"] for step in trace.steps]
+    assert ops == ["Sum", "Mul", "MatMul"]           # outputs before the inputs they came from
+    matmul = trace.steps[2]
+    assert matmul["output_shape"] == (2, 4) and matmul["output"] == "h"
+    np.testing.assert_allclose(matmul["upstream_norm"], np.linalg.norm(np.full((2, 4), 2.0)))
+    (x_name, x_shape, x_norm), (w_name, w_shape, w_norm) = matmul["inputs"]
+    assert (x_name, x_shape, w_name, w_shape) == ("x", (2, 3), "W", (3, 4))
+    np.testing.assert_allclose(x_norm, np.linalg.norm(x.grad))
+    np.testing.assert_allclose(w_norm, np.linalg.norm(w.grad))
+    text = str(trace)
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert lines[1].split()[1] == "Sum" and lines[3].split()[1] == "MatMul"
+    assert "x[2, 3]" in lines[3] and "W[3, 4]" in lines[3]
+
+
+def test_trace_records_nothing_outside_the_block():
+    x = leaf([1.0])
+    with tn.trace_backward() as trace:
+        pass
+    (x * 2).sum().backward()
+    assert trace.steps == []

@@ -1,0 +1,191 @@
+"""Pooling ops: values, shapes, gradients (float64, random upstream gradient) and bad input."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.functional as F
+
+
+def t(array, requires_grad=False):
+    return tn.tensor(array, requires_grad=requires_grad)
+
+
+def distinct(rng, *shape):
+    """Values without ties (a shuffled range), so max pooling is differentiable."""
+    return rng.permutation(int(np.prod(shape))).reshape(shape) / 4.0 - 3.0
+
+
+X4 = np.array([[[[1.0, 2.0, 5.0, 0.0],
+                 [3.0, 4.0, 1.0, 2.0],
+                 [0.0, 9.0, 6.0, 6.5],
+                 [8.0, 1.0, 7.0, 3.0]]]])
+
+
+# ---- values ------------------------------------------------------------------------------
+
+def test_max_pool_hand_example():
+    y = F.max_pool2d(t(X4), 2)               # stride defaults to the kernel
+    np.testing.assert_array_equal(y.numpy()[0, 0], [[4, 5], [9, 7]])
+
+
+def test_avg_pool_hand_example():
+    y = F.avg_pool2d(t(X4), 2)
+    np.testing.assert_array_equal(y.numpy()[0, 0], [[2.5, 2.0], [4.5, 5.625]])
+
+
+def test_avg_pool_counts_padding():
+    """count_include_pad=True: a corner window with padding 1 holds one real value."""
+    x = np.ones((1, 1, 2, 2))
+    y = F.avg_pool2d(t(x), 2, stride=1, padding=1).numpy()[0, 0]
+    np.testing.assert_allclose(y, [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+
+
+def test_max_pool_gradient_goes_to_the_maximum():
+    x = t(X4, True)
+    y = F.max_pool2d(x, 2)
+    y.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = np.zeros((4, 4))
+    expected[1, 1], expected[0, 2], expected[2, 1], expected[3, 2] = 1, 2, 3, 4
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
+                                                     (3, 1, 0), (2, 3, 1)])
+def test_pools_against_plain_loops(kernel, stride, padding, rng):
+    x = distinct(rng, 2, 3, 7, 6)
+    (kh, kw) = (kernel, kernel) if isinstance(kernel, int) else kernel
+    (sh, sw) = (kh, kw) if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+    (ph, pw) = (padding, padding) if isinstance(padding, int) else padding
+    y_max = F.max_pool2d(t(x), kernel, stride, padding).numpy()
+    y_avg = F.avg_pool2d(t(x), kernel, stride, padding).numpy()
+    oh, ow = (7 + 2 * ph - kh) // sh + 1, (6 + 2 * pw - kw) // sw + 1
+    assert y_max.shape == y_avg.shape == (2, 3, oh, ow)
+    padded_max = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    padded_avg = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    for i in range(oh):
+        for j in range(ow):
+            window = (slice(None), slice(None), slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw))
+            np.testing.assert_allclose(y_max[:, :, i, j], padded_max[window].max(axis=(2, 3)))
+            np.testing.assert_allclose(y_avg[:, :, i, j], padded_avg[window].mean(axis=(2, 3)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", ["max", "avg", "adaptive", "global"])
+def test_dtype_is_kept(pool, dtype, rng):
+    x = t(distinct(rng, 2, 3, 6, 5).astype(dtype), True)
+    y = {"max": lambda: F.max_pool2d(x, 2), "avg": lambda: F.avg_pool2d(x, 3, 2, 1),
+         "adaptive": lambda: F.adaptive_avg_pool2d(x, (4, 3)),
+         "global": lambda: F.global_avg_pool2d(x)}[pool]()
+    assert y.dtype == dtype
+    y.sum().backward()
+    assert x.grad.dtype == dtype and x.grad.shape == x.shape
+
+
+# ---- adaptive and global average pooling --------------------------------------------------------
+
+def adaptive_definition(x, oh, ow):
+    """PyTorch's bins: start = floor(i H / OH), end = ceil((i + 1) H / OH)."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow))
+    for i in range(oh):
+        h0, h1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            w0, w1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+@pytest.mark.parametrize("size, output_size", [((6, 6), 3), ((5, 7), (3, 2)), ((7, 5), (7, 5)),
+                                               ((4, 4), 1), ((3, 5), (5, 7)), ((6, 8), (None, 3))])
+def test_adaptive_avg_pool(size, output_size, rng):
+    x = rng.standard_normal((2, 3) + size)
+    y = F.adaptive_avg_pool2d(t(x), output_size).numpy()
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    oh, ow = oh or size[0], ow or size[1]
+    np.testing.assert_allclose(y, adaptive_definition(x, oh, ow), rtol=1e-12)
+
+
+def test_global_avg_pool(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    y = F.global_avg_pool2d(t(x))
+    assert y.shape == (2, 3)
+    np.testing.assert_allclose(y.numpy(), x.mean(axis=(2, 3)))
+
+
+# ---- gradients -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
+                                                     (3, 1, 1), (2, 3, 0)])
+def test_gradcheck_max_pool(kernel, stride, padding, rng):
+    x = distinct(rng, 2, 2, 7, 6)
+    tn.gradcheck(lambda x: F.max_pool2d(x, kernel, stride, padding), x)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
+                                                     (3, 1, 1)])
+def test_gradcheck_avg_pool(kernel, stride, padding, rng):
+    x = rng.standard_normal((2, 2, 7, 6))
+    tn.gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), x)
+
+
+@pytest.mark.parametrize("output_size", [(3, 2), 2, (5, 4), 1])
+def test_gradcheck_adaptive_and_global(output_size, rng):
+    x = rng.standard_normal((2, 2, 6, 5))
+    tn.gradcheck(lambda x: F.adaptive_avg_pool2d(x, output_size), x)
+    tn.gradcheck(F.global_avg_pool2d, x)
+
+
+# ---- PyTorch, where installed ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
+def test_matches_torch(kernel, stride, padding, rng):
+    torch = pytest.importorskip("torch")
+    x = distinct(rng, 2, 3, 9, 8).astype(np.float32)
+    xr = torch.tensor(x)
+    for ours, theirs in [
+            (F.max_pool2d(t(x), kernel, stride, padding),
+             torch.nn.functional.max_pool2d(xr, kernel, stride, padding)),
+            (F.avg_pool2d(t(x), kernel, stride, padding),
+             torch.nn.functional.avg_pool2d(xr, kernel, stride, padding)),
+            (F.adaptive_avg_pool2d(t(x), (4, 3)),
+             torch.nn.functional.adaptive_avg_pool2d(xr, (4, 3)))]:
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def zeros(*shape, dtype=np.float32):
+    return t(np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+@pytest.mark.parametrize("args, error, message", [
+    ((zeros(3, 4, 4), 2), ValueError, r"input must be 4-D \(N, C, H, W\), got 3-D with shape \(3, 4, 4\)"),
+    ((t(np.zeros((1, 1, 4, 4), dtype=np.int64)), 2), TypeError, r"floating dtype .* got dtype int64"),
+    ((zeros(1, 1, 4, 4), 0), ValueError, r"kernel_size must be >= 1, got \(0, 0\)"),
+    ((zeros(1, 1, 4, 4), 2, 0), ValueError, r"stride must be >= 1, got \(0, 0\)"),
+    ((zeros(1, 1, 4, 4), 2, 2, 2), ValueError,
+     r"padding must be between 0 and half the kernel size \(1, 1\), got \(2, 2\)"),
+    ((zeros(1, 1, 4, 4), 2, 2, -1), ValueError, r"padding must be between 0 .* got \(-1, -1\)"),
+    ((zeros(1, 1, 2, 4), 3), ValueError,
+     r"kernel \(3, 3\) is larger than the padded input \(2, 4\)"),
+    ((zeros(1, 1, 4, 4), (2, 2, 2)), TypeError, r"kernel_size must be an int or a pair of ints"),
+])
+def test_bad_input(pool, args, error, message):
+    with pytest.raises(error, match=message):
+        pool(*args)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.adaptive_avg_pool2d(zeros(4, 4), 2), ValueError, r"input must be 4-D"),
+    (lambda: F.adaptive_avg_pool2d(zeros(1, 1, 4, 4), 0), ValueError,
+     r"output_size must be >= 1, got \(0, 0\)"),
+    (lambda: F.adaptive_avg_pool2d(zeros(1, 1, 4, 4), "2"), TypeError,
+     r"output_size must be an int or a pair of ints, got '2'"),
+    (lambda: F.global_avg_pool2d(zeros(2, 3)), ValueError, r"global_avg_pool2d: input must be 4-D"),
+    (lambda: F.global_avg_pool2d(t(np.zeros((1, 1, 2, 2), dtype=bool))), TypeError,
+     r"floating dtype .* got dtype bool"),
+])
+def test_bad_input_adaptive(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

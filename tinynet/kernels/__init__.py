@@ -1,0 +1,219 @@
+"""The kernels behind convolution and pooling, and the one place that chooses among them.
+
+Every implementation module provides the same seven functions (all NCHW; ``stride``,
+``padding``, ``dilation`` and ``kernel`` are (h, w) pairs of ints, padding is symmetric)::
+
+    conv2d_forward(x, weight, stride, padding, dilation, groups) -> y          # no bias
+    conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups) -> grad_x
+    conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups) -> grad_w
+    max_pool2d_forward(x, kernel, stride, padding) -> (y, argmax)
+    max_pool2d_backward(grad_y, argmax, x_shape) -> grad_x
+    avg_pool2d_forward(x, kernel, stride, padding) -> y        # count_include_pad=True
+    avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding) -> grad_x
+
+``argmax`` is int64 of shape (N, C, OH, OW): the flat index h*W + w of the maximum in the
+unpadded input plane (the first one in row-major window order when several are equal).
+
+The implementations:
+
+    reference   kernels/reference.py   plain loops: the definition, and the tests' oracle
+    numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
+    numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
+    cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
+
+The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
+etc.), which pick an implementation per call from the array's backend and the setting::
+
+    tinynet.kernels.use("numpy")          # from now on
+    with tinynet.kernels.use("reference"):
+        ...                               # only inside the block
+
+'auto' (the default, or the environment variable TINYNET_KERNELS) means: CuPy arrays ->
+gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed; im2col otherwise, or when the
+fast module lacks the function.  Fast modules are imported when first needed, never at
+``import tinynet``, so that importing the library compiles nothing.
+"""
+import importlib
+import importlib.util
+import os
+import warnings
+
+import numpy as np
+
+from .. import backend
+
+# ---- argument helpers shared by the kernels and the ops ---------------------------------
+
+
+def pair(value, name="value"):
+    """``3`` -> (3, 3); ``(3, 5)`` -> (3, 5).  Rejects anything that is not one or two ints."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
+    """Output length along one axis of a convolution or pooling window (as in PyTorch):
+
+        OH = floor((H + 2 PH - DH (KH - 1) - 1) / SH) + 1
+
+    DH (KH - 1) + 1 is the span of the dilated kernel.  May be <= 0 when the kernel does
+    not fit; callers check that."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# ---- choosing an implementation ------------------------------------------------------------
+
+INTERFACE = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+             "max_pool2d_forward", "max_pool2d_backward",
+             "avg_pool2d_forward", "avg_pool2d_backward")
+
+# user-facing setting -> module in this package
+_MODULE_OF = {"reference": "reference", "numpy": "im2col", "im2col": "im2col",
+              "numba": "cpu_numba", "cupy": "gpu_cupy"}
+SETTINGS = ("auto", "reference", "numpy", "numba")
+
+_loaded = {}     # module name -> module, or None when it could not be imported
+
+
+def implementation(name):
+    """The kernel module for ``name`` ('reference', 'numpy'/'im2col', 'numba', 'cupy'),
+    imported on first use.  Raises ImportError when it is not available here."""
+    module_name = _MODULE_OF.get(name, name)
+    if module_name not in _MODULE_OF.values():
+        raise ValueError(f"unknown kernel implementation {name!r}; "
+                         f"expected one of {sorted(_MODULE_OF)}")
+    module = _try_import(module_name)
+    if module is None:
+        raise ImportError(f"kernel implementation {name!r} (tinynet/kernels/{module_name}.py) "
+                          f"is not available: {_loaded.get(module_name + ':error')!r}")
+    return module
+
+
+def available():
+    """Names of the implementations that import here (e.g. ['reference', 'numpy', 'numba'])."""
+    names = ["reference", "numpy"]
+    if _numba_installed() and _try_import("cpu_numba") is not None:
+        names.append("numba")
+    if backend.cuda_available() and _try_import("gpu_cupy") is not None:
+        names.append("cupy")
+    return names
+
+
+def _try_import(module_name):
+    if module_name not in _loaded:
+        try:
+            _loaded[module_name] = importlib.import_module(f"{__name__}.{module_name}")
+        except ImportError as exc:   # the module or what it needs (numba, cupy) is missing
+            _loaded[module_name] = None
+            _loaded[module_name + ":error"] = exc
+    return _loaded[module_name]
+
+
+_numba_found = None
+
+
+def _numba_installed():
+    global _numba_found
+    if _numba_found is None:
+        _numba_found = importlib.util.find_spec("numba") is not None
+    return _numba_found
+
+
+def _initial_setting():
+    name = os.environ.get("TINYNET_KERNELS", "auto").strip().lower() or "auto"
+    if name not in SETTINGS:
+        warnings.warn(f"TINYNET_KERNELS={name!r} is not one of {SETTINGS}; using 'auto'")
+        name = "auto"
+    return name
+
+
+_setting = _initial_setting()
+
+
+class use:
+    """Choose the kernels: 'auto' (default), 'reference', 'numpy' (im2col) or 'numba'.
+
+    A plain call changes the setting from now on; as a context manager it is restored at
+    the end of the block.  'numba' applies to NumPy arrays; CuPy arrays always use the GPU
+    kernels unless 'reference' or 'numpy' is asked for."""
+
+    def __init__(self, name):
+        global _setting
+        if not isinstance(name, str) or name.lower() not in SETTINGS:
+            raise ValueError(f"kernels.use: name must be one of {SETTINGS}, got {name!r}")
+        name = name.lower()
+        if name == "numba" and not _numba_installed():
+            raise RuntimeError("kernels.use('numba'): Numba is not installed "
+                               "(`pip install numba`)")
+        self.previous, _setting = _setting, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        global _setting
+        _setting = self.previous
+        return False
+
+
+def current():
+    """The current setting ('auto', 'reference', 'numpy' or 'numba')."""
+    return _setting
+
+
+def choose(function_name, array):
+    """The function that will run ``function_name`` for ``array``, under the current setting."""
+    if _setting == "reference":
+        module_name = "reference"
+    elif backend.is_cupy_array(array):
+        module_name = "im2col" if _setting == "numpy" else "gpu_cupy"
+    elif (_setting in ("auto", "numba") and array.dtype in (np.float32, np.float64)
+          and _numba_installed()):
+        module_name = "cpu_numba"
+    else:
+        module_name = "im2col"
+    module = _try_import(module_name)
+    function = getattr(module, function_name, None) if module is not None else None
+    if function is None:             # fast path missing here: the array-generic one works
+        function = getattr(_try_import("im2col"), function_name)
+    return function
+
+
+# ---- the entry points the ops call ------------------------------------------------------
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups):
+    return choose("conv2d_forward", x)(x, weight, stride, padding, dilation, groups)
+
+
+def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
+    return choose("conv2d_backward_input", grad_y)(
+        grad_y, weight, x_shape, stride, padding, dilation, groups)
+
+
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+    return choose("conv2d_backward_weight", grad_y)(
+        grad_y, x, weight_shape, stride, padding, dilation, groups)
+
+
+def max_pool2d_forward(x, kernel, stride, padding):
+    return choose("max_pool2d_forward", x)(x, kernel, stride, padding)
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape):
+    return choose("max_pool2d_backward", grad_y)(grad_y, argmax, x_shape)
+
+
+def avg_pool2d_forward(x, kernel, stride, padding):
+    return choose("avg_pool2d_forward", x)(x, kernel, stride, padding)
+
+
+def avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding):
+    return choose("avg_pool2d_backward", grad_y)(grad_y, x_shape, kernel, stride, padding)
+

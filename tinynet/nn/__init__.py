@@ -1,0 +1,8 @@
+"""Layers and the Module they are built from: ``from tinynet import nn``."""
+from . import init
+from .container import ModuleList, Sequential
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Identity,
+                     LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, ReLU6, Sigmoid, Softmax,
+                     Tanh)
+from .module import Module, Parameter, RemovableHandle
+from .normalization import BatchNorm1d, BatchNorm2d

@@ -1,0 +1,96 @@
+"""Batch normalization (Ioffe and Szegedy, 2015).
+
+In training, each channel c is normalized with the mean and (biased) variance of the
+current batch, over every axis but the channel axis:
+
+    x_hat = (x - mean_c) / sqrt(var_c + eps),     y = weight_c * x_hat + bias_c
+
+and the running statistics are updated as PyTorch does (the variance unbiased):
+
+    running_mean = (1 - momentum) running_mean + momentum mean_c
+
+In eval mode the running statistics are used instead, so one example's output does not
+depend on the rest of its batch.  The arithmetic lives in ``F.batch_norm``.
+"""
+import numpy as np
+
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    _expected_ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, *, bias=True):
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, "
+                             f"got {num_features!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.has_bias = affine and bias     # PyTorch >= 2.6: affine scale without shift
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=np.float32))
+        else:
+            self.register_parameter("weight", None)
+        if self.has_bias:
+            self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
+            self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        name = type(self).__name__
+        if x.ndim not in self._expected_ndims:
+            raise ValueError(f"{name}: expected a {' or '.join(map(str, self._expected_ndims))}-D "
+                             f"input, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{name}: input has {x.shape[1]} channels (shape "
+                             f"{tuple(x.shape)}), expected num_features={self.num_features}")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            if self.momentum is None:       # cumulative moving average, as PyTorch
+                momentum = 1.0 / float(self.num_batches_tracked)
+        # Batch statistics in training, or when there are no running statistics to use.
+        use_batch_stats = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None,
+                            self.running_var if track else None, self.weight, self.bias,
+                            training=use_batch_stats, momentum=momentum, eps=self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.has_bias}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (N, C, H, W) images, per channel C."""
+    _expected_ndims = (4,)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) features or (N, C, L) sequences, per channel C."""
+    _expected_ndims = (2, 3)
