@@ -382,3 +382,15 @@ def test_conv_padding_same_and_batchnorm_without_bias(rng):
                                      "num_batches_tracked"]
     assert list(nn.BatchNorm2d(3, affine=False).state_dict()) == [
         "running_mean", "running_var", "num_batches_tracked"]
+
+
+def test_batchnorm_bad_input_changes_no_state():
+    bn = nn.BatchNorm2d(3)
+    bn.running_mean[...] = 0.5
+    bad = tn.tensor(np.ones((2, 3, 4, 4), dtype=np.float64))   # dtype differs from the stats
+    with pytest.raises(TypeError):
+        bn(bad)
+    assert int(bn.num_batches_tracked) == 0
+    np.testing.assert_array_equal(bn.running_mean, np.full(3, 0.5, dtype=np.float32))
+    bn(tn.tensor(np.ones((2, 3, 4, 4), dtype=np.float32)))
+    assert int(bn.num_batches_tracked) == 1

@@ -70,16 +70,18 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: input has {x.shape[1]} channels (shape "
                              f"{tuple(x.shape)}), expected num_features={self.num_features}")
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            if self.momentum is None:       # cumulative moving average, as PyTorch
-                momentum = 1.0 / float(self.num_batches_tracked)
+        counting = self.training and self.track_running_stats
+        if counting and self.momentum is None:   # cumulative moving average, as PyTorch
+            momentum = 1.0 / float(self.num_batches_tracked + 1)
         # Batch statistics in training, or when there are no running statistics to use.
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            training=use_batch_stats, momentum=momentum, eps=self.eps)
+        out = F.batch_norm(x, self.running_mean if track else None,
+                           self.running_var if track else None, self.weight, self.bias,
+                           training=use_batch_stats, momentum=momentum, eps=self.eps)
+        if counting:     # only after F.batch_norm accepted the input: errors change nothing
+            self.num_batches_tracked += 1
+        return out
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
