@@ -12,6 +12,13 @@ def t(array, requires_grad=False):
     return tn.tensor(array, requires_grad=requires_grad)
 
 
+@pytest.fixture(params=["reference", "numpy", "auto"])
+def each_kernel(request):
+    """Run the test under each kernel setting: the oracle's own backward is checked too."""
+    with kernels.use(request.param):
+        yield request.param
+
+
 # ---- values ----------------------------------------------------------------------------------
 
 def test_lecture_example():
@@ -115,7 +122,7 @@ GRAD_CASES = [  # (C, O, kernel, stride, padding, dilation, groups)
 
 
 @pytest.mark.parametrize("c, o, kernel, stride, padding, dilation, groups", GRAD_CASES)
-def test_gradcheck(c, o, kernel, stride, padding, dilation, groups, rng):
+def test_gradcheck(c, o, kernel, stride, padding, dilation, groups, rng, each_kernel):
     x = rng.standard_normal((2, c, 6, 5))
     w = rng.standard_normal((o, c // groups) + kernel)
     b = rng.standard_normal(o)
@@ -145,6 +152,7 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch, rng):
 
 # ---- PyTorch, where installed -------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("c, o, kernel, stride, padding, dilation, groups", GRAD_CASES + [
     (3, 3, (3, 3), 1, "same", 2, 1), (2, 4, (4, 4), 1, "same", 1, 2)])
 def test_matches_torch(c, o, kernel, stride, padding, dilation, groups, rng):
@@ -221,3 +229,21 @@ def test_tensors_on_different_devices(monkeypatch):
     monkeypatch.setattr(type(x), "device", property(lambda self: "cuda" if self is x else "cpu"))
     with pytest.raises(ValueError, match=r"one device, got input on 'cuda', weight on 'cpu'"):
         F.conv2d(x, w)
+
+
+@pytest.mark.skipif(not tn.cuda_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("setting", ["auto", "numpy"])
+def test_on_gpu_equals_cpu(setting, rng):
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        with kernels.use(setting):
+            xt, wt, bt = (tn.tensor(a, requires_grad=True, device=device) for a in (x, w, b))
+            y = F.conv2d(xt, wt, bt, stride=(2, 1), padding=1, groups=2)
+            y.backward(tn.tensor(np.ones(y.shape, np.float32), device=device).data)
+            assert y.device == device and xt.grad.dtype == np.float32
+            results.append([tn.Tensor(a).numpy() for a in (y.data, xt.grad, wt.grad, bt.grad)])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)

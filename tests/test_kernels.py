@@ -16,14 +16,21 @@ from hypothesis import strategies as st
 from tinynet import backend, kernels
 from tinynet.kernels import reference
 
+# 'numpy-on-gpu' is the array-generic im2col module run on CuPy arrays.
+GPU = backend.cuda_available()
 IMPLEMENTATIONS = [name for name in kernels.available() if name != "reference"]
+IMPLEMENTATIONS += ["numpy-on-gpu"] if GPU else []
 
 PROPERTY = settings(max_examples=30, deadline=None)
 
 
+def module(name):
+    return kernels.implementation("numpy" if name == "numpy-on-gpu" else name)
+
+
 def to_impl(name, array):
     """Put a host array where implementation ``name`` wants it (the GPU for 'cupy')."""
-    return backend.to_gpu(array) if name == "cupy" else array
+    return backend.to_gpu(array) if name in ("cupy", "numpy-on-gpu") else array
 
 
 def to_host(array):
@@ -31,7 +38,7 @@ def to_host(array):
 
 
 def all_implementations():
-    return [("reference", reference)] + [(n, kernels.implementation(n)) for n in IMPLEMENTATIONS]
+    return [("reference", reference)] + [(n, module(n)) for n in IMPLEMENTATIONS]
 
 
 def layout(array, kind):
@@ -101,7 +108,7 @@ def conv_arrays(case):
 @PROPERTY
 @given(case=conv_cases())
 def test_conv2d_equals_reference(name, case):
-    impl, dtype = kernels.implementation(name), case["dtype"]
+    impl, dtype = module(name), case["dtype"]
     x, w, grad_y, geometry = conv_arrays(case)
     expected_y = reference.conv2d_forward(x, w, *geometry)         # float64 oracle
     expected_gx = reference.conv2d_backward_input(grad_y, w, x.shape, *geometry)
@@ -122,7 +129,7 @@ def test_conv2d_equals_reference(name, case):
 @PROPERTY
 @given(case=pool_cases(), ties=st.booleans())
 def test_pooling_equals_reference(name, case, ties):
-    impl, dtype = kernels.implementation(name), case["dtype"]
+    impl, dtype = module(name), case["dtype"]
     rng = np.random.default_rng(case["seed"])
     shape = (case["n"], case["c"]) + case["size"]
     if ties:      # few distinct values: many ties, where the first maximum must win
@@ -164,7 +171,7 @@ DEPTHWISE = [  # (C, O, kernel, stride, padding, dilation): groups = C
 @pytest.mark.parametrize("c, o, kernel, stride, padding, dilation", DEPTHWISE)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_depthwise_equals_reference(name, c, o, kernel, stride, padding, dilation, dtype, rng):
-    impl = kernels.implementation(name)
+    impl = module(name)
     x = rng.standard_normal((2, c, 9, 8))
     w = rng.standard_normal((o, 1) + kernel)
     geometry = (stride, padding, dilation, c)
@@ -176,6 +183,12 @@ def test_depthwise_equals_reference(name, c, o, kernel, stride, padding, dilatio
                  reference.conv2d_backward_input(grad_y, w, x.shape, *geometry), dtype)
     assert_close(impl.conv2d_backward_weight(put(grad_y), put(x), w.shape, *geometry),
                  reference.conv2d_backward_weight(grad_y, x, w.shape, *geometry), dtype)
+
+
+@pytest.mark.skipif(not GPU, reason="needs CuPy and an NVIDIA GPU: the GPU kernels "
+                    "(gpu_cupy, and im2col on CuPy arrays) are not tested here")
+def test_gpu_implementations_are_tested():
+    assert "numpy-on-gpu" in IMPLEMENTATIONS
 
 
 # ---- the reference itself --------------------------------------------------------------------

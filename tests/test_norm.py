@@ -69,6 +69,12 @@ def test_dropout_backward_uses_the_same_mask(rng):
     np.testing.assert_allclose(x.grad, g * mask / 0.6)
 
 
+def test_dropout_backward_keeps_float32(rng):
+    x = tn.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    F.dropout(x, 0.5).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
 def test_dropout_gradcheck(rng):
     def fn(x):
         tn.manual_seed(5)                # the same mask at every evaluation
@@ -167,6 +173,17 @@ def test_batch_norm_gradcheck(shape, training, rng):
         return F.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training)
     assert gradcheck(fn, x, w, b)
     assert gradcheck(lambda x: F.batch_norm(x, rm.copy(), rv.copy(), training=training), x)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_backward_keeps_float32(training, rng):
+    x, w, b = (tn.tensor(a.astype(np.float32), requires_grad=True)
+               for a in (rng.standard_normal((4, 3, 2, 2)), np.ones(3), np.zeros(3)))
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y = F.batch_norm(x, rm, rv, w, b, training=training)
+    y.backward(rng.standard_normal(y.shape).astype(np.float32))
+    assert y.dtype == rm.dtype == rv.dtype == np.float32
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
 
 
 def test_batch_norm_weight_only_and_bias_only(rng):

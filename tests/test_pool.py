@@ -4,10 +4,18 @@ import pytest
 
 import tinynet as tn
 import tinynet.functional as F
+from tinynet import kernels
 
 
 def t(array, requires_grad=False):
     return tn.tensor(array, requires_grad=requires_grad)
+
+
+@pytest.fixture(params=["reference", "numpy", "auto"])
+def each_kernel(request):
+    """Run the test under each kernel setting: the oracle's own backward is checked too."""
+    with kernels.use(request.param):
+        yield request.param
 
 
 def distinct(rng, *shape):
@@ -116,14 +124,14 @@ def test_global_avg_pool(rng):
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1), (2, 3, 0)])
-def test_gradcheck_max_pool(kernel, stride, padding, rng):
+def test_gradcheck_max_pool(kernel, stride, padding, rng, each_kernel):
     x = distinct(rng, 2, 2, 7, 6)
     tn.gradcheck(lambda x: F.max_pool2d(x, kernel, stride, padding), x)
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1)])
-def test_gradcheck_avg_pool(kernel, stride, padding, rng):
+def test_gradcheck_avg_pool(kernel, stride, padding, rng, each_kernel):
     x = rng.standard_normal((2, 2, 7, 6))
     tn.gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), x)
 
@@ -189,3 +197,19 @@ def test_bad_input(pool, args, error, message):
 def test_bad_input_adaptive(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.skipif(not tn.cuda_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("pool", [lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: F.avg_pool2d(x, 2),
+                                  lambda x: F.adaptive_avg_pool2d(x, (3, 2)), F.global_avg_pool2d])
+def test_on_gpu_equals_cpu(pool, rng):
+    x = distinct(rng, 2, 3, 7, 6).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        xt = tn.tensor(x, requires_grad=True, device=device)
+        y = pool(xt)
+        y.backward(tn.tensor(np.ones(y.shape, np.float32), device=device).data)
+        assert y.device == device
+        results.append([tn.Tensor(a).numpy() for a in (y.data, xt.grad)])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)

@@ -130,6 +130,8 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=F
         raise ValueError(f"{op}: give exactly one of size and scale_factor, got size={size!r}, "
                          f"scale_factor={scale_factor!r}")
     in_size = x.shape[2:]
+    if min(in_size) < 1:
+        raise ValueError(f"{op}: x must have H, W >= 1, got shape {tuple(x.shape)}")
     if size is not None:
         out_size = _pair(size, "size", op, numbers.Integral)
         if min(out_size) < 1:
@@ -144,8 +146,6 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=F
         if min(out_size) < 1:
             raise ValueError(f"{op}: scale_factor {scale_factor!r} turns input size "
                              f"{tuple(in_size)} into {out_size}; the output needs at least 1 pixel")
-    if min(in_size) < 1:
-        raise ValueError(f"{op}: x must have H, W >= 1, got shape {tuple(x.shape)}")
     return Interpolate(out_size, scales, mode, bool(align_corners))(x)
 
 

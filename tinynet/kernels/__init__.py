@@ -80,6 +80,7 @@ _MODULE_OF = {"reference": "reference", "numpy": "im2col", "im2col": "im2col",
 SETTINGS = ("auto", "reference", "numpy", "numba")
 
 _loaded = {}     # module name -> module, or None when it could not be imported
+_errors = {}     # module name -> the ImportError, for the message
 
 
 def implementation(name):
@@ -92,7 +93,7 @@ def implementation(name):
     module = _try_import(module_name)
     if module is None:
         raise ImportError(f"kernel implementation {name!r} (tinynet/kernels/{module_name}.py) "
-                          f"is not available: {_loaded.get(module_name + ':error')!r}")
+                          f"is not available: {_errors.get(module_name)!r}")
     return module
 
 
@@ -111,8 +112,7 @@ def _try_import(module_name):
         try:
             _loaded[module_name] = importlib.import_module(f"{__name__}.{module_name}")
         except ImportError as exc:   # the module or what it needs (numba, cupy) is missing
-            _loaded[module_name] = None
-            _loaded[module_name + ":error"] = exc
+            _loaded[module_name], _errors[module_name] = None, exc
     return _loaded[module_name]
 
 

@@ -21,7 +21,8 @@ Backward reuses the two halves of the picture:
 
 ``col`` is laid out (C, KH, KW, N, OH, OW) so that each group is a (C/G KH KW) x (N OH OW)
 matrix: one large GEMM instead of N small ones.  The price is that y comes out (O, N, OH, OW)
-and is transposed once at the end.
+and is transposed once at the end.  A very large batch is processed in a few slices so that
+``col`` (KH KW times the size of the input) stays within MAX_COL_BYTES.
 
 Depthwise convolution (one input channel per group) would make G GEMMs with inner size
 KH KW only; there an elementwise multiply-accumulate over the kernel offsets is faster.
@@ -46,21 +47,16 @@ def _offset_slices(u, v, out_size, stride, dilation):
 
 
 def _padded(xp, x, padding, value=0.0, channels_first=False):
-    """x with PH, PW borders of ``value``; (C, N, Hp, Wp) when ``channels_first``.
+    """x with PH, PW borders of ``value``; a (C, N, Hp, Wp) view when ``channels_first``.
 
-    One copy that also makes non-contiguous inputs contiguous.  Without padding and in
-    NCHW order the input itself is returned (it is only read)."""
+    Without padding the input itself (or its transposed view) is returned: it is only read."""
     n, c, h, w = x.shape
     ph, pw = padding
     if channels_first:
         x = x.transpose(1, 0, 2, 3)
-    elif ph == 0 and pw == 0:
-        return x
-    shape = x.shape[:2] + (h + 2 * ph, w + 2 * pw)
     if ph == 0 and pw == 0:
-        out = xp.empty(shape, dtype=x.dtype)
-    else:
-        out = xp.full(shape, value, dtype=x.dtype)
+        return x
+    out = xp.full(x.shape[:2] + (h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
 
