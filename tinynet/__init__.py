@@ -14,3 +14,4 @@ __version__ = "0.1.0"
 from .gradcheck import GradcheckError, KinkError, gradcheck
 from . import nn, optim, data
 from .io import save, load
+from .training import fit, evaluate

@@ -82,7 +82,23 @@ class DataLoader:
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
         self.collate_fn = collate_fn or default_collate
+        self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._epochs_drawn = 0          # shuffled orders drawn from _rng so far
+
+    def set_epoch(self, epoch):
+        """Make the next pass use the order that epoch ``epoch`` (0-based) of an
+        uninterrupted run would use: with ``seed``, the generator is remade and the orders
+        of the epochs before it are drawn again.  ``tn.fit`` calls this, so a resumed run
+        repeats exactly.  (Without ``seed`` the order follows tn's generator, which a
+        ``fit`` checkpoint restores.)"""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"DataLoader.set_epoch: epoch must be an int >= 0, got {epoch!r}")
+        if self.shuffle and self._rng is not None and epoch != self._epochs_drawn:
+            self._rng = np.random.default_rng(self.seed)
+            for _ in range(epoch):
+                self._rng.permutation(len(self.dataset))
+        self._epochs_drawn = int(epoch)
 
     def __len__(self):
         n = len(self.dataset)
@@ -92,6 +108,7 @@ class DataLoader:
         n = len(self.dataset)
         if self.shuffle:
             order = (self._rng or _generator()).permutation(n)
+            self._epochs_drawn += 1
         else:
             order = np.arange(n)
         for b in range(len(self)):
