@@ -1,0 +1,184 @@
+"""TCAV: directional derivatives against finite differences, the CAV classifier, a model
+trained here whose class depends on a planted striped patch (the striped concept must be
+significant with a score near 1, a concept of random noise must not), caching, bad input,
+and the full pipeline on real DTD / ImageNet photos (shared data)."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import nn, optim
+
+import explain
+from explain import toy
+from explain.tcav import (class_gradients, layer_activations, layer_head, sensitivities,
+                          train_cav)
+
+
+def smooth_cnn():
+    tn.manual_seed(6)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.Conv2d(3, 4, 3),
+                         nn.Tanh(), nn.Flatten(), nn.Linear(4 * 4 * 4, 2)).double()
+
+
+def test_directional_derivative_matches_finite_differences(rng):
+    """S_{C,k,l}(x) = grad h_{l,k}(f_l(x)) . v against (h(f + eps v) - h(f - eps v)) / 2 eps."""
+    model = smooth_cnn()
+    x = rng.standard_normal((3, 1, 6, 6))
+    acts = layer_activations(model, "2", x)
+    grads = class_gradients(model, "2", x, 1)
+    v = rng.standard_normal(acts.shape[1])
+    v /= np.linalg.norm(v)
+    s = sensitivities(grads, v)
+    head = layer_head(model, "2")
+    eps = 1e-6
+    shape = (3, 4, 4, 4)
+    with tn.no_grad():
+        up = head(x, tn.tensor((acts + eps * v).reshape(shape))).numpy()[:, 1]
+        down = head(x, tn.tensor((acts - eps * v).reshape(shape))).numpy()[:, 1]
+    assert np.allclose(s, (up - down) / (2 * eps), rtol=1e-6, atol=1e-9)
+    # the head itself is differentiable in the activations: tn.gradcheck
+    tn.gradcheck(lambda a: head(x, a), acts.reshape(shape))
+
+
+def test_train_cav_separates_and_reports_held_out_accuracy(rng):
+    direction = rng.standard_normal(10)
+    direction /= np.linalg.norm(direction)
+    concept = rng.standard_normal((40, 10)) + 3 * direction
+    random = rng.standard_normal((40, 10))
+    cav = train_cav(concept, random, seed=0)
+    assert cav.accuracy >= 0.8                        # the Bayes rate here is about 0.93
+    assert np.isclose(np.linalg.norm(cav.vector), 1)
+    assert cav.vector @ direction > 0.8               # points towards the concept
+    # two sets from the same distribution: no better than chance on held-out data
+    same = train_cav(rng.standard_normal((40, 10)), rng.standard_normal((40, 10)), seed=0)
+    assert same.accuracy < 0.8
+
+
+# ---- a model that looks for a striped patch ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def striped_setup():
+    model = toy.striped_patch_model()
+    x, y = toy.striped_patches(64, seed=1)
+    with tn.no_grad():
+        accuracy = np.mean(model(tn.tensor(x)).numpy().argmax(axis=1) == y)
+    rng = np.random.default_rng(2)
+    return dict(model=model, accuracy=accuracy, class_inputs=x[y == 1],
+                striped=toy.stripes(20, rng), noise=toy.noise(20, rng),
+                randoms=[toy.noise(20, rng) for _ in range(10)])
+
+
+def test_striped_concept_is_significant_and_noise_is_not(striped_setup, tmp_path):
+    s = striped_setup
+    assert s["accuracy"] >= 0.9                       # the model learned its task
+    # layer '2' (conv, pre-ReLU): a non-linearity above it, so grad h_{l,k} varies by input
+    results = explain.tcav(s["model"], "2", 1, {"striped": s["striped"], "noise": s["noise"]},
+                           s["randoms"], s["class_inputs"], cache_dir=str(tmp_path),
+                           progress=False)
+    striped, noisy = results[("striped", "2")], results[("noise", "2")]
+    assert striped.n_tests == 2                       # Bonferroni over two concepts
+    assert striped.score >= 0.9 and striped.significant and striped.p_value < 0.025
+    assert np.all(striped.cav_accuracies >= 0.9)      # the layer separates stripes from noise
+    assert not noisy.significant
+    assert np.mean(noisy.cav_accuracies) < 0.8        # noise vs noise: near chance
+    assert len(striped.scores) == 10 and len(striped.random_scores) == 10
+    # the cache holds activations, class gradients and CAVs; a rerun reads them back
+    files = sorted(p.name.split("_")[0] for p in tmp_path.iterdir())
+    assert {"acts", "cav", "grads"} <= set(files)
+    again = explain.tcav(s["model"], "2", 1, s["striped"], s["randoms"], s["class_inputs"],
+                         cache_dir=str(tmp_path), progress=False)
+    assert np.array_equal(again.scores, striped.scores)
+    assert again.n_tests == 1 and again.concept == "concept"
+
+
+def test_several_layers_are_corrected_together(striped_setup):
+    s = striped_setup
+    results = explain.tcav(s["model"], ["1", "3"], 1, s["striped"], s["randoms"][:3],
+                           s["class_inputs"], progress=False, cav_steps=100)
+    assert set(results) == {("concept", "1"), ("concept", "3")}
+    assert all(r.n_tests == 2 and r.alpha == 0.05 for r in results.values())
+
+
+def test_bad_input(striped_setup):
+    s = striped_setup
+    m, c, r, k = s["model"], s["striped"], s["randoms"], s["class_inputs"]
+    with pytest.raises(ValueError, match="at least 3"):
+        explain.tcav(m, "3", 1, c, r[:2], k)
+    with pytest.raises(ValueError, match="concept 'concept' has 3 examples; at least 4"):
+        explain.tcav(m, "3", 1, c[:3], r, k)
+    with pytest.raises(ValueError, match="random set 1 has 2 examples"):
+        explain.tcav(m, "3", 1, c, [r[0], r[1][:2], r[2]], k)
+    with pytest.raises(ValueError, match="unknown layer 'fc'.*'0', '1', '2'"):
+        explain.tcav(m, "fc", 1, c, r, k)
+    with pytest.raises(ValueError, match="target 5 is out of range"):
+        explain.tcav(m, "3", 5, c, r, k, progress=False)
+    with pytest.raises(TypeError, match="list of random sets"):
+        explain.tcav(m, "3", 1, c, r[0], k)
+    with pytest.raises(ValueError, match="at least 4 concept examples"):
+        train_cav(np.zeros((3, 5)), np.ones((10, 5)))
+
+
+# ---- real photographs (shared data) -------------------------------------------------------
+
+def _load_folder(folder, n, size=32):
+    from PIL import Image
+    files = sorted(folder.glob("*.jpg"))[:n]
+    imgs = [np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR))
+            for f in files]
+    return ((np.stack(imgs).astype(np.float32) / 255 - 0.5) / 0.25).transpose(0, 3, 1, 2)
+
+
+LAYER = "5"        # the second max-pool: 16 x 8 x 8 activations, a conv and a ReLU above it
+
+
+def test_tcav_on_real_concept_images(shared_data):
+    """A tiny CNN trained here to tell DTD 'striped' photos from random ImageNet photos; TCAV
+    with held-out striped photos against random sets must find the concept (high CAV
+    accuracy, significant, score above the random-vs-random mean), and 'dotted' photos
+    must separate from random photos too (CAV accuracy) but score lower than 'striped'.
+
+    The layer has a non-linearity above it: right below a linear head the gradient
+    grad h_{l,k} is the same for every input, and every score is 0 or 1."""
+    concepts = shared_data / "concepts" / "64"
+    randoms = shared_data / "random" / "64"
+    striped = _load_folder(concepts / "striped", 100)
+    dotted = _load_folder(concepts / "dotted", 30)
+    random_sets = [_load_folder(randoms / f"random_0{i}", 30) for i in range(8)]
+    train_random = _load_folder(randoms / "random_09", 70)
+    x = np.concatenate([striped[:70], train_random])
+    y = np.array([1] * 70 + [0] * 70)
+    tn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(16, 2))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    order = np.random.default_rng(0).permutation(len(x))
+    for _ in range(12):
+        for a in range(0, len(x), 28):
+            idx = order[a:a + 28]
+            opt.zero_grad()
+            F.cross_entropy(model(tn.tensor(x[idx])), tn.tensor(y[idx])).backward()
+            opt.step()
+    results = explain.tcav(model, LAYER, 1, {"striped": striped[70:], "dotted": dotted},
+                           random_sets, striped[70:], progress=False)
+    s, d = results[("striped", LAYER)], results[("dotted", LAYER)]
+    assert s.n_tests == 2
+    assert np.mean(s.cav_accuracies) >= 0.7
+    assert s.score > np.mean(s.random_scores)
+    assert s.significant, (s.scores, s.random_scores, s.p_value)
+    assert np.mean(d.cav_accuracies) >= 0.6
+    assert 0 <= d.score <= 1 and 0 <= d.p_value <= 1
+    assert d.score < s.score
+
+
+def test_explicit_random_counterpart_and_progress_bar(striped_setup, capsys):
+    s = striped_setup
+    r = explain.tcav(s["model"], "2", 1, s["striped"], s["randoms"][:2], s["class_inputs"],
+                     random_counterpart=s["randoms"][2], cav_steps=50)
+    assert len(r.scores) == 2 and len(r.random_scores) == 2
+    assert "tcav" in capsys.readouterr().err          # tqdm bar on stderr
+    explain.tcav(s["model"], "2", 1, s["striped"], s["randoms"][:3], s["class_inputs"],
+                 cav_steps=20, progress=False)
+    assert "tcav" not in capsys.readouterr().err
