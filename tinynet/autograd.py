@@ -281,24 +281,27 @@ class Function:
     """
 
     def __call__(self, *inputs):
-        tensors = [x if isinstance(x, Tensor) else None for x in inputs]
-        reference = next((t for t in tensors if t is not None), None)
+        # This runs for every op, so it is written for speed (plain loops, no generators).
+        reference = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                reference = x
+                break
         if reference is None:
             reference = Tensor(inputs[0])
-        arrays = []
+        tensors, arrays, needs_grad = list(inputs), [], False
         for i, x in enumerate(inputs):
-            if tensors[i] is None:     # a plain number or array: becomes a constant
-                x = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
-                           device=reference.device)
-                tensors[i] = x
+            if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
+                x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
+                                        device=reference.device)
             arrays.append(x.data)
-        devices = {t.device for t in tensors}
-        if len(devices) > 1:
+            needs_grad = needs_grad or x.requires_grad
+        if len(arrays) > 1 and len({backend.device_of(a) for a in arrays}) > 1:
             raise ValueError(
                 f"{type(self).__name__}: inputs are on different devices "
                 f"{[t.device for t in tensors]}; move them with .to(device) first")
         output = self.forward(*arrays)
-        needs_grad = _grad_mode.enabled and any(t.requires_grad for t in tensors)
+        needs_grad = needs_grad and _grad_mode.enabled
         result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
         result.data, result.grad, result.name = output, None, None
         result._hooks, result._retains_grad = [], False
@@ -308,6 +311,8 @@ class Function:
             self.inputs = tensors
             result.creator = self
         return result
+
+    released = False      # set by release(); a class default keeps the check cheap
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -352,7 +357,7 @@ def topological_order(root):
         stack.append((tensor, True))
         creator = tensor.creator
         if creator is not None:
-            if getattr(creator, "released", False):
+            if creator.released:
                 raise RuntimeError(
                     "backward through a graph that was already freed: call the first "
                     "backward(retain_graph=True) to run backward twice")

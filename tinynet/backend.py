@@ -51,6 +51,8 @@ def require_cupy():
 
 def is_cupy_array(array):
     # Checked by type name so that numpy-only machines never import cupy.
+    if type(array) is np.ndarray:      # the common case, answered without string work
+        return False
     return type(array).__module__.startswith("cupy")
 
 

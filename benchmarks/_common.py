@@ -1,0 +1,102 @@
+"""What every benchmark shares: fair timing on a noisy machine, and printing the table.
+
+Fairness rules (the machine this was written on has 2 cores that other work shares, and a
+vCPU sometimes stalls for seconds):
+
+* every contender runs in the same process, after a warm-up call of its own;
+* runs ALTERNATE (tinynet, PyTorch, NumPy, tinynet, ...), so a slow spell hits all alike;
+* the table reports the MEDIAN of the runs, and ratios of medians.
+"""
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:          # `python benchmarks/NAME.py` from a source checkout
+    sys.path.insert(0, str(ROOT))
+
+
+def try_torch(threads=2):
+    """The torch module with ``threads`` intra-op threads, or None when not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def alternate(contenders, repeats=7, warmup=1):
+    """Time each callable ``repeats`` times, interleaved; returns {name: [seconds]}."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]   # rotate who goes first
+        for name in order:
+            start = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def table(rows, headers):
+    """Print rows (lists of str) under headers, columns aligned."""
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+
+
+def ms(seconds):
+    return f"{seconds * 1e3:.1f}"
+
+
+def ratio(numerator, denominator):
+    return f"{numerator / denominator:.2f}x" if denominator else "-"
+
+
+def machine():
+    """One line naming the machine and the library versions."""
+    import numpy as np
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [f"{model}, {cores} cores", f"python {platform.python_version()}",
+             f"numpy {np.__version__}"]
+    try:
+        import numba
+        parts.append(f"numba {numba.__version__}")
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        parts.append(f"torch {sys.modules['torch'].__version__}")
+    blas = [f"{k}={v}" for k, v in os.environ.items()
+            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "NUMBA_"))]
+    if blas:
+        parts.append("env: " + " ".join(blas))
+    return "; ".join(parts)
+
+
+def header(title):
+    print(f"== {title}")
+    print(machine())
+    print()

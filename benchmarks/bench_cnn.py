@@ -1,0 +1,174 @@
+"""The reference CNN training step: tinynet vs PyTorch vs the NumPy path (img/s, memory).
+
+    python -m benchmarks.bench_cnn [--repeats 9] [--batch 64]
+
+Model (float32, batch 64 of 3x64x64 images, 10 classes):
+    conv3x3(3->32) ReLU maxpool2, conv3x3(32->64) ReLU maxpool2, conv3x3(64->128) ReLU
+    maxpool2, conv3x3(128->256) ReLU, global average pool, linear 256->10,
+    cross-entropy, SGD (lr 0.01, momentum 0.9).
+One step = forward, backward, optimizer step, with the same initial weights in both.
+
+Peak memory is measured in a fresh subprocess per framework: the high-water mark of the
+resident set during 3 steps minus the resident set just before them (and, for tinynet, the
+tracemalloc peak of NumPy's allocations, which is exact).
+"""
+import os
+import sys
+
+if __package__ in (None, ""):        # run as a script: python benchmarks/NAME.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import json
+import resource
+import subprocess
+
+import numpy as np
+
+from benchmarks._common import (ROOT, alternate, header, median, ms, ratio, table,
+                                try_torch)
+
+import tinynet as tn                                     # noqa: E402
+import tinynet.functional as F                           # noqa: E402
+from tinynet import kernels, nn, optim                   # noqa: E402
+
+CHANNELS = (3, 32, 64, 128, 256)
+
+
+def tinynet_model():
+    layers = []
+    for i in range(4):
+        layers += [nn.Conv2d(CHANNELS[i], CHANNELS[i + 1], 3, padding=1), nn.ReLU()]
+        if i < 3:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10)]
+    return nn.Sequential(*layers)
+
+
+def torch_model(torch):
+    tnn = torch.nn
+    layers = []
+    for i in range(4):
+        layers += [tnn.Conv2d(CHANNELS[i], CHANNELS[i + 1], 3, padding=1), tnn.ReLU()]
+        if i < 3:
+            layers.append(tnn.MaxPool2d(2))
+    layers += [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(256, 10)]
+    return tnn.Sequential(*layers)
+
+
+def data(batch):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((batch, 3, 64, 64), dtype=np.float32),
+            rng.integers(0, 10, size=batch))
+
+
+def tinynet_step_fn(batch, weights=None):
+    model = tinynet_model()
+    if weights is not None:
+        model.load_state_dict(weights)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, labels = data(batch)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(tn.tensor(x)), labels)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def torch_step_fn(torch, batch):
+    model = torch_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, labels = data(batch)
+    tx, tl = torch.from_numpy(x), torch.from_numpy(labels)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(tx), tl)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def measure_memory(framework, batch):
+    """Run in a subprocess: print {"rss_peak_mb": ..., "tracemalloc_peak_mb": ...}."""
+    result = {}
+    if framework == "torch":
+        step, _ = torch_step_fn(try_torch(), batch)
+    else:
+        step = tinynet_step_fn(batch)
+    step()                                  # warm up (compiled kernels, allocator pools)
+    before = _rss_bytes()
+    if framework == "tinynet":
+        import tracemalloc
+        tracemalloc.start()
+    for _ in range(3):
+        step()
+    if framework == "tinynet":
+        result["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["rss_peak_mb"] = max(peak - before, 0) / 2**20
+    print(json.dumps(result))
+
+
+def memory_of(framework, batch):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_cnn", "--memory", framework,
+                          "--batch", str(batch)], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--memory", choices=["tinynet", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory:
+        return measure_memory(args.memory, args.batch)
+
+    torch = try_torch()
+    header(f"reference CNN training step, batch {args.batch} of 3x64x64, float32")
+    steps, weights = {}, None
+    if torch is not None:
+        steps["torch"], weights = torch_step_fn(torch, args.batch)
+    steps = {"tinynet": tinynet_step_fn(args.batch, weights), **steps}
+    numpy_step = tinynet_step_fn(args.batch, weights)
+
+    def numpy_path():
+        with kernels.use("numpy"):
+            numpy_step()
+    steps["numpy"] = numpy_path
+    times = {k: median(v) for k, v in alternate(steps, repeats=args.repeats).items()}
+
+    rows = []
+    for name, seconds in times.items():
+        rows.append([name, ms(seconds), f"{args.batch / seconds:.0f}",
+                     ratio(args.batch / seconds, args.batch / times["torch"])
+                     if "torch" in times else "-"])
+    table(rows, ["", "step ms", "img/s", "throughput vs torch"])
+
+    print("\npeak memory during 3 steps (fresh subprocess each, MiB):")
+    mem = {"tinynet": memory_of("tinynet", args.batch)}
+    if torch is not None:
+        mem["torch"] = memory_of("torch", args.batch)
+    for name, m in mem.items():
+        print(f"  {name:<8} " + ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in m.items()))
+    if "torch" in mem and "rss_peak_mb" in mem["torch"] and "rss_peak_mb" in mem["tinynet"]:
+        print(f"  tinynet / torch (RSS growth): "
+              f"{mem['tinynet']['rss_peak_mb'] / max(mem['torch']['rss_peak_mb'], 1e-9):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""The Numba kernels (tinynet/kernels/cpu_numba.py, numba_pool.py) equal the plain loops of
+kernels/reference.py on random inputs: every shape, stride, padding, dilation and group
+count hypothesis draws, float32 and float64, contiguous or not, forward and backward.
+
+The first run on a machine compiles each kernel once per dtype (and caches it on disk)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytest.importorskip("numba")
+
+from tinynet import kernels                              # noqa: E402
+from tinynet.kernels import cpu_numba as fast            # noqa: E402
+from tinynet.kernels import numba_threads                # noqa: E402
+from tinynet.kernels import reference as ref             # noqa: E402
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def split_even_small_jobs():
+    """Tiny test arrays would run on one thread; split them too, so the chunked
+    (multi-thread) paths are the ones tested."""
+    old = numba_threads.MIN_ELEMENTS_TO_SPLIT, numba_threads.THREADS
+    numba_threads.MIN_ELEMENTS_TO_SPLIT, numba_threads.THREADS = 0, 2
+    yield
+    numba_threads.MIN_ELEMENTS_TO_SPLIT, numba_threads.THREADS = old
+
+
+def assert_close(actual, expected, dtype):
+    """Same shape and dtype; values equal up to the rounding of ``dtype``."""
+    assert actual.shape == expected.shape
+    assert actual.dtype == dtype
+    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=tol * scale)
+
+
+def noncontiguous(a, kind):
+    """The same values as ``a`` in a strided or transposed memory layout."""
+    if kind == "strided":
+        return np.repeat(a, 2, axis=-1)[..., ::2]
+    if kind == "transposed":
+        return np.asfortranarray(a)
+    return a
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = groups > 1 and draw(st.booleans())
+    cg = 1 if depthwise else draw(st.integers(1, 3))
+    og = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    # smallest input the dilated kernel fits in, then a few pixels more
+    h0 = max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0])
+    w0 = max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1])
+    h, w = draw(st.integers(h0, h0 + 6)), draw(st.integers(w0, w0 + 6))
+    n = draw(st.integers(1, 3))
+    return dict(x_shape=(n, cg * groups, h, w), w_shape=(og * groups, cg, kh, kw),
+                stride=stride, padding=padding, dilation=dilation, groups=groups,
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
+                layout=draw(st.sampled_from(["plain", "strided", "transposed"])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+def check_conv(case):
+    rng = np.random.default_rng(case["seed"])
+    dtype, layout = case["dtype"], case["layout"]
+    geometry = (case["stride"], case["padding"], case["dilation"], case["groups"])
+    x = rng.standard_normal(case["x_shape"])
+    w = rng.standard_normal(case["w_shape"])
+    y = ref.conv2d_forward(x, w, *geometry)                    # the oracle, in float64
+    gy = rng.standard_normal(y.shape)
+    xd, wd, gyd = (noncontiguous(a.astype(dtype), layout) for a in (x, w, gy))
+
+    assert_close(fast.conv2d_forward(xd, wd, *geometry), y, dtype)
+    assert_close(fast.conv2d_backward_input(gyd, wd, x.shape, *geometry),
+                 ref.conv2d_backward_input(gy, w, x.shape, *geometry), dtype)
+    assert_close(fast.conv2d_backward_weight(gyd, xd, w.shape, *geometry),
+                 ref.conv2d_backward_weight(gy, x, w.shape, *geometry), dtype)
+
+
+@SETTINGS
+@given(conv_cases())
+def test_conv2d_matches_reference(case):
+    check_conv(case)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, padding, groups", [
+    ((2, 3, 32, 33), (4, 3, 3, 3), (1, 1), 1),     # a first layer: 3 channels, large planes
+    ((1, 4, 6, 5), (5, 4, 3, 2), (1, 0), 1),       # batch of one
+    ((3, 5, 4, 6), (7, 5, 1, 1), (0, 0), 1),       # 1x1: col is x swapped, no im2col
+    ((2, 6, 4, 5), (4, 3, 1, 1), (0, 0), 2),       # 1x1 with groups
+    ((2, 4, 5, 5), (8, 1, 3, 3), (1, 1), 4),       # depthwise with 2 outputs per channel
+])
+def test_conv2d_special_paths(x_shape, w_shape, padding, groups, dtype):
+    check_conv(dict(x_shape=x_shape, w_shape=w_shape, stride=(1, 1), padding=padding,
+                    dilation=(1, 1), groups=groups, dtype=dtype, layout="plain", seed=1))
+
+
+def test_conv2d_in_batch_slices(monkeypatch):
+    """A col larger than MAX_COL_BYTES is built a few examples at a time; same result."""
+    monkeypatch.setattr(fast, "MAX_COL_BYTES", 4 * 3 * 9 * 25 * 8)    # 4 examples' col
+    for shape in [((9, 3, 5, 5), (4, 3, 3, 3), 1), ((9, 4, 5, 5), (6, 2, 3, 3), 2)]:
+        check_conv(dict(x_shape=shape[0], w_shape=shape[1], stride=(1, 1), padding=(1, 1),
+                        dilation=(1, 1), groups=shape[2], dtype=np.float64, layout="plain",
+                        seed=2))
+
+
+def test_conv2d_one_thread(monkeypatch):
+    monkeypatch.setattr(numba_threads, "THREADS", 1)
+    check_conv(dict(x_shape=(2, 2, 5, 5), w_shape=(3, 2, 3, 3), stride=(2, 1), padding=(1, 1),
+                    dilation=(1, 2), groups=1, dtype=np.float64, layout="plain", seed=3))
+
+
+# ---- pooling -------------------------------------------------------------------------------
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    # as in PyTorch: padding at most half the kernel, so a window always holds real pixels
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    h = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 8))
+    w = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 8))
+    return dict(x_shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w),
+                kernel=kernel, stride=stride, padding=padding,
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
+                layout=draw(st.sampled_from(["plain", "strided", "transposed"])),
+                ties=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+
+
+@SETTINGS
+@given(pool_cases())
+def test_pooling_matches_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    dtype, shape = case["dtype"], case["x_shape"]
+    geometry = (case["kernel"], case["stride"], case["padding"])
+    if case["ties"]:      # few distinct values: the first maximum in a window must win
+        x = rng.integers(-2, 3, size=shape).astype(np.float64)
+    else:
+        x = rng.standard_normal(shape)
+    xd = noncontiguous(x.astype(dtype), case["layout"])
+
+    y, argmax = fast.max_pool2d_forward(xd, *geometry)
+    y_ref, argmax_ref = ref.max_pool2d_forward(x, *geometry)
+    assert_close(y, y_ref, dtype)
+    assert argmax.dtype == np.int64
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    gy = rng.standard_normal(y.shape)
+    gyd = noncontiguous(gy.astype(dtype), case["layout"])
+    assert_close(fast.max_pool2d_backward(gyd, argmax, shape),
+                 ref.max_pool2d_backward(gy, argmax_ref, shape), dtype)
+
+    assert_close(fast.avg_pool2d_forward(xd, *geometry), ref.avg_pool2d_forward(x, *geometry),
+                 dtype)
+    assert_close(fast.avg_pool2d_backward(gyd, shape, *geometry),
+                 ref.avg_pool2d_backward(gy, shape, *geometry), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 5, 7)])       # even and odd sizes
+def test_max_pool_2x2_fast_path(shape, dtype):
+    """2x2 windows with stride 2 have their own kernel; ties (few distinct values) too."""
+    rng = np.random.default_rng(5)
+    for x in (rng.standard_normal(shape), rng.integers(-1, 2, size=shape).astype(float)):
+        y, argmax = fast.max_pool2d_forward(x.astype(dtype), (2, 2), (2, 2), (0, 0))
+        y_ref, argmax_ref = ref.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+        assert_close(y, y_ref, dtype)
+        np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+@pytest.mark.parametrize("kernel, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1))])
+def test_max_pool_nan_wins_like_argmax(kernel, stride):
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan
+    y, argmax = fast.max_pool2d_forward(x, kernel, stride, (0, 0))
+    y_ref, argmax_ref = ref.max_pool2d_forward(x, kernel, stride, (0, 0))
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert argmax[0, 0, 0, 0] == 1 and np.isnan(y[0, 0, 0, 0])
+    np.testing.assert_array_equal(y, y_ref)
+
+
+def test_lecture_example_and_dispatch():
+    """The lecture's 3x3 input 0..8 with the 2x2 kernel 0..3 gives [[19, 25], [37, 43]], and
+    kernels.use('numba') routes NumPy float arrays here."""
+    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    w = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    with kernels.use("numba"):
+        assert kernels.choose("conv2d_forward", x) is fast.conv2d_forward
+        y = kernels.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_array_equal(y[0, 0], [[19, 25], [37, 43]])
+    assert y.dtype == np.float32
+
+
+def test_gradcheck_through_conv_and_pool_with_numba():
+    import tinynet as tn
+    import tinynet.functional as F
+    rng = np.random.default_rng(4)
+    x = tn.tensor(rng.standard_normal((2, 2, 6, 6)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(3), requires_grad=True)
+    with kernels.use("numba"):
+        tn.gradcheck(lambda x, w, b: F.avg_pool2d(
+            F.conv2d(x, w, b, stride=1, padding=1), 2), x, w, b)
+
+
+def test_col_kept_from_forward_is_reused_then_dropped():
+    """conv2d_forward keeps col for conv2d_backward_weight on the same input array; another
+    array (even with equal values) or another geometry gets its own col; nothing stays
+    kept once the input array is gone."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    gy = rng.standard_normal((2, 4, 6, 6))
+    expected = ref.conv2d_backward_weight(gy, x, w.shape, *geometry)
+    for _ in range(2):                        # the second round reuses a recycled buffer
+        fast.conv2d_forward(x, w, *geometry)
+        assert id(x) in fast._kept
+        assert_close(fast.conv2d_backward_weight(gy, x, w.shape, *geometry), expected,
+                     np.float64)
+        assert id(x) not in fast._kept        # taken by backward
+    fast.conv2d_forward(x, w, *geometry)
+    assert_close(fast.conv2d_backward_weight(gy, x.copy(), w.shape, *geometry), expected,
+                 np.float64)                  # a different array: col rebuilt
+    other = ((2, 2), (1, 1), (1, 1), 1)
+    gy2 = rng.standard_normal((2, 4, 3, 3))
+    assert_close(fast.conv2d_backward_weight(gy2, x, w.shape, *other),
+                 ref.conv2d_backward_weight(gy2, x, w.shape, *other), np.float64)
+    ident = id(x)
+    del x
+    assert ident not in fast._kept
+
+
+def test_kept_cols_are_capped(monkeypatch):
+    """Forward passes that never reach backward (inference on arrays that stay alive) keep
+    at most MAX_KEPT_BYTES of cols, dropping the oldest."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((2, 3, 3, 3))
+    xs = [rng.standard_normal((1, 3, 5, 5)) for _ in range(5)]
+    col_bytes = 27 * 25 * 8
+    monkeypatch.setattr(fast, "MAX_KEPT_BYTES", 2 * col_bytes)
+    for x in xs:
+        fast.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
+    assert [id(x) for x in xs if id(x) in fast._kept] == [id(xs[3]), id(xs[4])]
+    gy = rng.standard_normal((1, 2, 5, 5))
+    for x in xs:                             # kept or rebuilt, the same gradient
+        assert_close(fast.conv2d_backward_weight(gy, x, w.shape, (1, 1), (1, 1), (1, 1), 1),
+                     ref.conv2d_backward_weight(gy, x, w.shape, (1, 1), (1, 1), (1, 1), 1),
+                     np.float64)

@@ -1,0 +1,174 @@
+"""Max and average pooling for NumPy arrays as compiled loops (Numba), one (n, c) plane per
+task; the notation and the meaning of ``argmax`` are those of reference.py.
+
+Max pooling keeps, for every output, the flat index h*W + w of its window's maximum (the
+first one in row-major window order wins a tie; padding never wins; a NaN wins as in
+np.argmax); backward adds each output's gradient at that index.  Average pooling divides
+every window sum by KH KW (zero padding counted, PyTorch's count_include_pad=True).
+"""
+import numpy as np
+from numba import njit
+
+from . import conv_output_size
+from .numba_threads import fast as _fast, run as _run
+
+
+@njit(cache=True, inline="always")
+def _takes_over(value, best):
+    """value replaces best as the maximum: it is larger, or NaN (as np.argmax: a NaN
+    wins, and then the first NaN stays)."""
+    return (not value <= best) and best == best
+
+
+@_fast
+def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, t0, t1):
+    """Window maximum and its flat index h*W + w; padding never wins; the first maximum (in
+    row-major window order) wins a tie."""
+    n_, c_, h_, w_ = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        for i in range(oh):
+            h0 = max(i * sh - ph, 0)
+            h1 = min(i * sh - ph + kh, h_)
+            for j in range(ow):
+                w0 = max(j * sw - pw, 0)
+                w1 = min(j * sw - pw + kw, w_)
+                best = x[n, c, h0, w0]
+                where = h0 * w_ + w0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = x[n, c, h, w]
+                        if _takes_over(v, best):
+                            best = v
+                            where = h * w_ + w
+                y[n, c, i, j] = best
+                argmax[n, c, i, j] = where
+
+
+@_fast
+def _max_pool_2x2_forward(x, y, argmax, t0, t1):
+    """The common case (2x2 window, stride 2, no padding) written out: a fixed window lets
+    the compiler replace the branches by selects, about 10x faster than the loops above."""
+    n_, c_, h_, w_ = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        for i in range(oh):
+            top, bottom = x[n, c, 2 * i], x[n, c, 2 * i + 1]
+            for j in range(ow):
+                k = 2 * i * w_ + 2 * j
+                best, where = top[2 * j], k
+                if _takes_over(top[2 * j + 1], best):
+                    best, where = top[2 * j + 1], k + 1
+                if _takes_over(bottom[2 * j], best):
+                    best, where = bottom[2 * j], k + w_
+                if _takes_over(bottom[2 * j + 1], best):
+                    best, where = bottom[2 * j + 1], k + w_ + 1
+                y[n, c, i, j] = best
+                argmax[n, c, i, j] = where
+
+
+@_fast
+def _max_pool_backward(gy, argmax, gx, t0, t1):
+    """gx[n, c].flat[argmax[n, c, i, j]] += gy[n, c, i, j]; one plane per task."""
+    n_, c_, _ = gx.shape
+    p = gy.shape[2]
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        for q in range(gx.shape[2]):
+            gx[n, c, q] = 0
+        for q in range(p):
+            gx[n, c, argmax[n, c, q]] += gy[n, c, q]
+
+
+@_fast
+def _avg_pool_forward(x, kh, kw, sh, sw, ph, pw, y, t0, t1):
+    n_, c_, h_, w_ = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    scale = 1.0 / (kh * kw)          # count_include_pad=True: always the full window
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        for i in range(oh):
+            h0 = max(i * sh - ph, 0)
+            h1 = min(i * sh - ph + kh, h_)
+            for j in range(ow):
+                w0 = max(j * sw - pw, 0)
+                w1 = min(j * sw - pw + kw, w_)
+                s = x[n, c, 0, 0] * 0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        s += x[n, c, h, w]
+                y[n, c, i, j] = s * scale
+
+
+@_fast
+def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx, t0, t1):
+    n_, c_, h_, w_ = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    scale = 1.0 / (kh * kw)
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        plane = gx[n, c]
+        for q0 in range(h_):
+            for q1 in range(w_):
+                plane[q0, q1] = 0
+        for i in range(oh):
+            h0 = max(i * sh - ph, 0)
+            h1 = min(i * sh - ph + kh, h_)
+            for j in range(ow):
+                w0 = max(j * sw - pw, 0)
+                w1 = min(j * sw - pw + kw, w_)
+                share = gy[n, c, i, j] * scale
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        plane[h, w] += share
+
+
+def _pool_size(x_shape, kernel, stride, padding):
+    return (conv_output_size(x_shape[2], kernel[0], stride[0], padding[0]),
+            conv_output_size(x_shape[3], kernel[1], stride[1], padding[1]))
+
+
+def max_pool2d_forward(x, kernel, stride, padding):
+    x = np.ascontiguousarray(x)
+    n, c = x.shape[:2]
+    y = np.empty((n, c) + _pool_size(x.shape, kernel, stride, padding), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.int64)
+    if tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0):
+        _run(_max_pool_2x2_forward, n * c, x.size, x, y, argmax)
+        return y, argmax
+    _run(_max_pool_forward, n * c, x.size, x, kernel[0], kernel[1], stride[0], stride[1],
+         padding[0], padding[1], y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape):
+    n, c, h, w = x_shape
+    gy = np.ascontiguousarray(grad_y).reshape(n, c, -1)
+    where = np.ascontiguousarray(argmax, dtype=np.int64).reshape(n, c, -1)
+    grad_x = np.empty((n, c, h * w), dtype=grad_y.dtype)
+    _run(_max_pool_backward, n * c, grad_x.size, gy, where, grad_x)
+    return grad_x.reshape(x_shape)
+
+
+def avg_pool2d_forward(x, kernel, stride, padding):
+    x = np.ascontiguousarray(x)
+    n, c = x.shape[:2]
+    y = np.empty((n, c) + _pool_size(x.shape, kernel, stride, padding), dtype=x.dtype)
+    _run(_avg_pool_forward, n * c, x.size, x, kernel[0], kernel[1], stride[0], stride[1],
+         padding[0], padding[1], y)
+    return y
+
+
+def avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding):
+    grad_y = np.ascontiguousarray(grad_y)
+    grad_x = np.empty(x_shape, dtype=grad_y.dtype)
+    _run(_avg_pool_backward, x_shape[0] * x_shape[1], grad_x.size, grad_y, kernel[0],
+         kernel[1], stride[0], stride[1], padding[0], padding[1], grad_x)
+    return grad_x

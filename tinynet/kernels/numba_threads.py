@@ -1,0 +1,45 @@
+"""Running the Numba kernels of cpu_numba.py and numba_pool.py, on one thread or several.
+
+Parallelism.  Every kernel loops over a range [t0, t1) of independent tasks (an (n, c)
+plane, a row of col) and releases the GIL (``nogil=True``); ``run`` can split the tasks
+into THREADS chunks run on a small thread pool.  This is Numba's ``parallel=True``/``prange``
+done by hand, for measured reasons: a ``parallel=True`` kernel takes 3-5x longer to compile
+(the first conv call of a fresh process must stay under 3 s), and OpenMP's worker threads,
+which spin after a parallel region, fight OpenBLAS's threads for the same two cores in the
+im2col -> GEMM -> swap sequence.  The GEMMs, where the arithmetic is, use every core
+through BLAS; see THREADS below for the Numba loops.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from numba import njit
+
+# Every kernel: compiled on first use per dtype, cached on disk, the GIL released.
+fast = njit(cache=True, nogil=True)
+
+# Below this many array elements touched, one thread does the whole job (a hand-off to a
+# worker thread costs tens of microseconds).
+MIN_ELEMENTS_TO_SPLIT = 1 << 15
+
+# Threads for the Numba kernels (BLAS has its own).  Default 1: on the 2-core machine the
+# benchmarks ran on, splitting these memory-bound loops over 2 threads gained nothing (one
+# core nearly saturates memory bandwidth) and the hand-off sometimes stalled for 0.1-0.2 s
+# when BLAS's worker threads were still spinning.  TINYNET_KERNEL_THREADS=N changes it.
+THREADS = max(1, int(os.environ.get("TINYNET_KERNEL_THREADS", "1") or 1))
+_pool = None
+
+
+def run(kernel, tasks, elements, *args):
+    """kernel(*args, t0, t1) over tasks [0, tasks), split across the cores when worth it."""
+    global _pool
+    chunks = min(THREADS, tasks)
+    if chunks < 2 or elements < MIN_ELEMENTS_TO_SPLIT:
+        kernel(*args, 0, tasks)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinynet-kernel")
+    bounds = [tasks * i // chunks for i in range(chunks + 1)]
+    futures = [_pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, chunks)]
+    kernel(*args, bounds[0], bounds[1])      # the first chunk on this thread
+    for future in futures:
+        future.result()
