@@ -22,11 +22,13 @@ class ReLU(Function):
     in PyTorch)."""
 
     def forward(self, x):
-        self.positive = x > 0
-        return backend.get_array_module(x).maximum(x, 0)
+        self.y = backend.get_array_module(x).maximum(x, 0)
+        return self.y           # kept instead of a mask: the next layer holds it anyway
 
     def backward(self, grad):
-        return grad * self.positive
+        slope = (self.y > 0).astype(grad.dtype)     # 1 where eta > 0, else 0
+        slope *= grad                               # in place: one array, two passes
+        return slope
 
 
 class LeakyReLU(Function):

@@ -10,6 +10,8 @@
 ``reduction``: 'mean' (the default, as in PyTorch), 'sum', or 'none' (one loss per element
 or row).  The output keeps the input's dtype.
 """
+import math
+
 import numpy as np
 
 from .. import backend
@@ -22,7 +24,9 @@ def _reduce(losses, reduction):
     xp = backend.get_array_module(losses)
     if reduction == "none":
         return losses
-    total = losses.sum() if reduction == "sum" else losses.mean()
+    total = losses.sum()
+    if reduction == "mean":
+        total = total / losses.size       # cheaper than .mean() on tiny batches
     return xp.asarray(total, dtype=losses.dtype)
 
 
@@ -30,7 +34,7 @@ def _reduced_grad(grad, shape, reduction):
     """dL/d(loss_i) for every element i, from the gradient of the reduced loss."""
     if reduction == "none":
         return grad
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     return grad / count if reduction == "mean" else grad      # 0-d: broadcasts
 
 
@@ -54,10 +58,12 @@ class CrossEntropy(Function):
     def forward(self, logits):
         xp = backend.get_array_module(logits)
         shifted = logits - logits.max(axis=1, keepdims=True)      # exp() <= 1: no overflow
-        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        self.probs = xp.exp(log_probs)
-        rows = xp.arange(logits.shape[0])
-        return _reduce(-log_probs[rows, self.labels], self.reduction)
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        exp /= total
+        self.probs = exp                                          # softmax, kept for backward
+        losses = xp.log(total[:, 0]) - shifted[xp.arange(len(logits)), self.labels]
+        return _reduce(losses, self.reduction)
 
     def backward(self, grad):
         xp = backend.get_array_module(grad)
