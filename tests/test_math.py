@@ -1,4 +1,4 @@
-"""Every op in functional/math.py: forward against numpy, backward against finite
+"""Every op in functional/math.py and functional/shape.py: forward against numpy, backward against finite
 differences (tn.gradcheck: float64, random upstream gradient), plus property tests over
 random shapes, broadcasting and non-contiguous arrays."""
 import numpy as np

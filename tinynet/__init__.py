@@ -4,14 +4,13 @@
     from tinynet import nn, optim
     import tinynet.functional as F
 """
-from .autograd import (Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor,
-                       trace_backward)
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import cuda_available
-from . import functional
+from .trace import BackwardTrace, trace_backward
 from .random import manual_seed
-
-__version__ = "0.1.0"
 from .gradcheck import GradcheckError, KinkError, gradcheck
-from . import nn, optim, data
+from . import functional, nn, optim, data
 from .io import save, load
 from .training import fit, evaluate
+
+__version__ = "0.1.0"

@@ -31,7 +31,7 @@ from .. import kernels
 from ..autograd import Function, Tensor
 from ..kernels import conv_output_size
 from ._checks import float_tensor, same_device
-from .math import pad as _pad
+from .shape import pad as _pad
 
 
 class Conv2d(Function):

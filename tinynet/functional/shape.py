@@ -1,0 +1,139 @@
+"""Shape ops: reshape, transpose, indexing, padding, concatenation, stacking.
+
+None of them does arithmetic: each moves values to new places, so each backward moves the
+gradient back to where the value came from (reshape back, transpose by the inverse
+permutation, scatter into zeros for indexing, slice off the padding, split a concatenation).
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        self.axes_used = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        return x.transpose(self.axes_used)
+
+    def backward(self, grad):          # undo the permutation with its inverse
+        return grad.transpose(tuple(np.argsort(self.axes_used)))
+
+
+class GetItem(Function):
+    """x[index].  Backward scatters the gradient into zeros; ``add.at`` so that an index
+    repeated in a fancy index accumulates instead of overwriting."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[self.index]
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        grad_x = xp.zeros(self.in_shape, dtype=grad.dtype)
+        if xp is np:
+            np.add.at(grad_x, self.index, grad)
+        else:
+            xp.add.at(grad_x, self.index, grad)
+        return grad_x
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis."""
+
+    def __init__(self, pad_width, value=0.0):
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.pad(x, self.pad_width, mode="constant", constant_values=self.value)
+
+    def backward(self, grad):          # the gradient of the kept region is passed on
+        index = tuple(slice(before, grad.shape[i] - after)
+                      for i, (before, after) in enumerate(self.pad_width))
+        return grad[index]
+
+
+class Concat(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        xp = backend.get_array_module(*xs)
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, grad):          # cut the gradient back into the input pieces
+        xp = backend.get_array_module(grad)
+        cuts = np.cumsum(self.sizes)[:-1]
+        return tuple(xp.split(grad, cuts.tolist(), axis=self.axis))
+
+
+class Stack(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        return backend.get_array_module(*xs).stack(xs, axis=self.axis)
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        return tuple(xp.moveaxis(grad, self.axis, 0))
+
+
+# ---- the functional API --------------------------------------------------------------
+
+def reshape(x, shape):
+    if isinstance(shape, int):
+        shape = (shape,)
+    return Reshape(tuple(shape))(x)
+
+
+def flatten(x, start_axis=1):
+    """Keep the first ``start_axis`` axes, merge the rest (N, C, H, W) -> (N, C*H*W)."""
+    return Reshape(tuple(x.shape[:start_axis]) + (-1,))(x)
+
+
+def transpose(x, axes=None):
+    return Transpose(None if axes is None else tuple(axes))(x)
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem(index)(x)
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding.  ``pad_width`` is numpy's: one (before, after) pair per axis."""
+    pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+    if len(pad_width) != x.ndim:
+        raise ValueError(f"pad: pad_width needs one (before, after) pair per axis "
+                         f"({x.ndim}), got {len(pad_width)}")
+    return Pad(pad_width, value)(x)
+
+
+def concat(tensors, axis=0):
+    return Concat(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    return Stack(axis)(*tensors)
