@@ -30,30 +30,14 @@ from benchmarks._common import (ROOT, alternate, header, median, ms, ratio, tabl
 
 import tinynet as tn                                     # noqa: E402
 import tinynet.functional as F                           # noqa: E402
-from tinynet import kernels, nn, optim                   # noqa: E402
-
-CHANNELS = (3, 32, 64, 128, 256)
-
+from tinynet import kernels, models, optim               # noqa: E402
 
 def tinynet_model():
-    layers = []
-    for i in range(4):
-        layers += [nn.Conv2d(CHANNELS[i], CHANNELS[i + 1], 3, padding=1), nn.ReLU()]
-        if i < 3:
-            layers.append(nn.MaxPool2d(2))
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10)]
-    return nn.Sequential(*layers)
+    return models.reference_cnn()
 
 
 def torch_model(torch):
-    tnn = torch.nn
-    layers = []
-    for i in range(4):
-        layers += [tnn.Conv2d(CHANNELS[i], CHANNELS[i + 1], 3, padding=1), tnn.ReLU()]
-        if i < 3:
-            layers.append(tnn.MaxPool2d(2))
-    layers += [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(256, 10)]
-    return tnn.Sequential(*layers)
+    return models.reference_cnn(layers=torch.nn)      # the same modules, PyTorch's
 
 
 def data(batch):

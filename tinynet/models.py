@@ -1,0 +1,33 @@
+"""Ready architectures.
+
+Each builder takes the namespace of layers to build from: ``tinynet.nn`` by default, or
+``torch.nn``, which builds the identical PyTorch model.  The two have the same module names,
+so their state_dicts have the same keys and shapes and weights move between them unchanged:
+
+    ours = models.reference_cnn()
+    theirs = models.reference_cnn(layers=torch.nn)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+
+(Pretrained ImageNet models and their weight importers will live here too.)
+"""
+from . import nn as _tinynet_nn
+
+REFERENCE_CNN_CHANNELS = (3, 32, 64, 128, 256)
+
+
+def reference_cnn(num_classes=10, layers=None):
+    """The project's reference CNN (benchmarks, explain's speed budget): four 3x3 conv
+    layers with 32-64-128-256 channels, each followed by ReLU, a 2x2 max-pool after the
+    first three, global average pooling and a linear classifier.
+
+    Input (N, 3, H, W) with H, W divisible by 8 (64x64 in the benchmarks); output logits
+    (N, num_classes).  Module names: "0" ... "13" ("9" is the last conv layer)."""
+    layers = _tinynet_nn if layers is None else layers
+    c = REFERENCE_CNN_CHANNELS
+    modules = []
+    for i in range(4):
+        modules += [layers.Conv2d(c[i], c[i + 1], 3, padding=1), layers.ReLU()]
+        if i < 3:
+            modules.append(layers.MaxPool2d(2))
+    modules += [layers.AdaptiveAvgPool2d(1), layers.Flatten(), layers.Linear(c[-1], num_classes)]
+    return layers.Sequential(*modules)
