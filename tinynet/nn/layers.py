@@ -27,6 +27,27 @@ def _check_positive(value, name, layer):
 
 # ---- dense and convolution ---------------------------------------------------------------
 
+def _weight_and_bias(module, weight_shape, bias):
+    """Register ``weight`` (weight_shape) and ``bias`` (weight_shape[0],) or None, then
+    initialize them."""
+    module.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[0], dtype=np.float32))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
+
+
+def _reset_weight_and_bias(module):
+    """PyTorch's default for Linear and Conv2d: weight ~ kaiming_uniform(a=sqrt(5)), that is
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the same range."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(module.weight)
+        bound = 1 / math.sqrt(fan_in)
+        init.uniform_(module.bias, -bound, bound)
+
+
 class Linear(Module):
     """y = x W^T + b, W of shape (out_features, in_features).
 
@@ -37,18 +58,10 @@ class Linear(Module):
         _check_positive(in_features, "in_features", "Linear")
         _check_positive(out_features, "out_features", "Linear")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _weight_and_bias(self, (out_features, in_features), bias)
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        _reset_weight_and_bias(self)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -87,20 +100,10 @@ class Conv2d(Module):
         else:
             self.padding = _pair(padding, "padding")
         self.dilation = _pair(dilation, "dilation")
-        shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(np.empty(shape, dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias)
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        _reset_weight_and_bias(self)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
