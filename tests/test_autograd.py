@@ -291,3 +291,72 @@ def test_trace_records_nothing_outside_the_block():
         pass
     (x * 2).sum().backward()
     assert trace.steps == []
+
+
+# ---- review fixes: each of these failed before its fix ----------------------------------------
+
+def test_float32_input_gets_float32_grad_even_from_float64_constants(rng):
+    x = tn.tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+    (x * np.ones(3)).sum().backward()                 # a float64 array constant
+    assert x.grad.dtype == np.float32
+    y = tn.tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+    out = y ** np.float64(2)                          # a numpy float64 exponent
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert y.grad.dtype == np.float32
+
+
+def test_linear_refuses_mixed_dtypes(rng):
+    x = tn.tensor(rng.standard_normal((2, 3)))        # float64
+    w = tn.tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="weight has float32"):
+        F.linear(x, w)
+
+
+def test_leaf_grads_are_not_shared_arrays():
+    a = tn.tensor(np.ones(3), requires_grad=True)
+    b = tn.tensor(np.ones(3), requires_grad=True)
+    upstream = np.ones(3)
+    (a + b).backward(upstream)
+    assert a.grad is not b.grad and a.grad is not upstream
+    a.grad *= 10                                      # clipping a.grad in place
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    np.testing.assert_array_equal(upstream, np.ones(3))
+
+
+def test_tensor_copies_its_data():
+    array = np.ones(3)
+    t = tn.tensor(array, requires_grad=True)
+    t.data -= 1
+    np.testing.assert_array_equal(array, np.ones(3))
+
+
+def test_pow_zero_has_zero_gradient_at_zero():
+    x = tn.tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+def test_hook_returning_wrong_shape_is_named():
+    x = tn.tensor(np.ones(3), requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match="hook .* returned a gradient of shape"):
+        y.sum().backward()
+
+
+def test_retain_grad_needs_requires_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tn.tensor(np.ones(3)).retain_grad()
+
+
+def test_pytorch_style_transpose_permute_flatten_abs_rpow(rng):
+    x = rng.standard_normal((2, 3, 4))
+    t = tn.tensor(x)
+    assert t.transpose(0, 2).shape == (4, 3, 2)
+    assert tn.tensor(np.ones((2, 3))).transpose(0, 1).shape == (3, 2)
+    assert t.permute(1, 2, 0).shape == (3, 4, 2)
+    assert t.flatten().shape == (24,) and t.flatten(1).shape == (2, 12)
+    np.testing.assert_allclose(abs(t).numpy(), np.abs(x))
+    np.testing.assert_allclose((2 ** t).numpy(), 2 ** x)
+    assert tn.gradcheck(lambda a: 3 ** a, rng.standard_normal(5))

@@ -233,3 +233,13 @@ def test_real_nn_module(rng):
     model = nn.Linear(3, 2)
     assert tn.gradcheck(model, rng.standard_normal((4, 3)))
     assert tn.gradcheck(model, rng.standard_normal((4, 3)), check_params=False)
+
+
+def test_gradcheck_of_a_training_batchnorm_leaves_its_running_stats_alone(rng):
+    from tinynet import nn
+    bn = nn.BatchNorm1d(3)
+    before = {k: v.copy() for k, v in bn.state_dict().items()}
+    assert tn.gradcheck(bn, rng.standard_normal((5, 3)))
+    for key, value in bn.state_dict().items():
+        if key.startswith("running") or key == "num_batches_tracked":
+            np.testing.assert_array_equal(value, before[key])

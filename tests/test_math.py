@@ -207,7 +207,9 @@ def test_reshape_flatten_transpose(rng):
         (lambda t: F.flatten(t), x.reshape(2, 12)),
         (lambda t: F.transpose(t), x.transpose()),
         (lambda t: F.transpose(t, (1, 2, 0)), x.transpose(1, 2, 0)),
-        (lambda t: t.transpose(2, 0, 1), x.transpose(2, 0, 1)),
+        (lambda t: t.permute(2, 0, 1), x.transpose(2, 0, 1)),
+        (lambda t: t.transpose(0, 2), x.swapaxes(0, 2)),
+        (lambda t: F.transpose(t, (-1, 0, 1)), x.transpose(2, 0, 1)),
         (lambda t: t.T, x.T),
     ]
     for fn, expected in cases:

@@ -394,3 +394,9 @@ def test_batchnorm_bad_input_changes_no_state():
     np.testing.assert_array_equal(bn.running_mean, np.full(3, 0.5, dtype=np.float32))
     bn(tn.tensor(np.ones((2, 3, 4, 4), dtype=np.float32)))
     assert int(bn.num_batches_tracked) == 1
+
+
+def test_replacing_a_parameter_keeps_its_place_in_the_state_dict():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    model[2].weight = model[0].weight                  # tie the weights, as PyTorch allows
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]

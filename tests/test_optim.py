@@ -268,3 +268,13 @@ def test_schedulers_match_torch(kind):
         opt_t.step()
         ours.step()
         theirs.step()
+
+
+def test_a_bad_gradient_updates_no_parameter():
+    good = tn.tensor(np.ones(3), requires_grad=True)
+    bad = tn.tensor(np.ones(2), requires_grad=True)
+    good.grad, bad.grad = np.ones(3), np.ones(5)
+    opt = optim.SGD([good, bad], lr=0.1)
+    with pytest.raises(ValueError, match="gradient of shape"):
+        opt.step()
+    np.testing.assert_array_equal(good.data, np.ones(3))

@@ -178,6 +178,9 @@ class Tensor:
     # ---- hooks ----------------------------------------------------------------------
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad: it will "
+                               "never get a gradient")
         self._retains_grad = True
         return self
 
@@ -230,7 +233,9 @@ class Tensor:
     def __truediv__(self, other): return _math.div(self, other)
     def __rtruediv__(self, other): return _math.div(other, self)
     def __pow__(self, exponent): return _math.pow(self, exponent)
+    def __rpow__(self, base): return _math.exp(self * float(np.log(base)))   # b^x = e^(x ln b)
     def __neg__(self): return _math.neg(self)
+    def __abs__(self): return _math.abs(self)
     def __matmul__(self, other): return _math.matmul(self, other)
     def __rmatmul__(self, other): return _math.matmul(other, self)
     def __getitem__(self, index): return _math.getitem(self, index)
@@ -252,9 +257,16 @@ class Tensor:
     def abs(self): return _math.abs(self)
     def reshape(self, *shape):
         return _math.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes):
-        return _math.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-    def flatten(self, start_axis=1): return _math.flatten(self, start_axis)
+    def transpose(self, dim0, dim1):
+        """Swap two axes, as PyTorch's ``Tensor.transpose`` (``permute`` for any order)."""
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return _math.transpose(self, axes)
+    def permute(self, *axes):
+        return _math.transpose(self, axes[0] if len(axes) == 1 else axes)
+    def flatten(self, start_axis=0):
+        """Merge the axes from ``start_axis`` on (0: one flat vector, as torch.flatten)."""
+        return _math.flatten(self, start_axis)
     T = property(lambda self: _math.transpose(self))
 
 
@@ -377,10 +389,16 @@ def run_backward(root, grad, retain_graph=False):
         for hook in tensor._hooks:
             new_grad = hook(grad)
             if new_grad is not None:
-                grad = _as_array(new_grad, dtype=grad.dtype)
+                new_grad = _as_array(new_grad, dtype=grad.dtype)
+                if new_grad.shape != grad.shape:
+                    raise RuntimeError(f"hook {hook!r} returned a gradient of shape "
+                                       f"{new_grad.shape}; the tensor has shape {grad.shape}")
+                grad = new_grad
         fn = tensor.creator
         if fn is None or tensor._retains_grad:
-            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+            # A copy: the same array may also flow to other tensors (Add passes its gradient
+            # to both inputs), and a user may edit .grad in place (gradient clipping).
+            tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
         if fn is None:
             continue
         input_grads = fn.backward(grad)
@@ -394,6 +412,8 @@ def run_backward(root, grad, retain_graph=False):
             if parent_grad.shape != parent.shape:   # a bug in an op, say so clearly
                 raise RuntimeError(f"{fn}.backward returned a gradient of shape "
                                    f"{parent_grad.shape} for an input of shape {parent.shape}")
+            if parent_grad.dtype != parent.data.dtype:  # e.g. float32 x times a float64 array
+                parent_grad = parent_grad.astype(parent.data.dtype)   # as PyTorch: grad keeps x's dtype
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
         if not retain_graph:
@@ -408,8 +428,13 @@ _tracer = _Tracer()
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):
-    """Make a leaf Tensor (``tn.tensor``).  Floating arrays keep their dtype; Python
-    numbers and lists become float32."""
+    """Make a leaf Tensor (``tn.tensor``) holding a copy of ``data``, as torch.tensor does
+    (an optimizer updating it in place must not change the caller's array).  Floating arrays
+    keep their dtype; Python numbers and lists become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
+        data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
 

@@ -57,7 +57,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=20251125, max_el
     atol, rtol    |analytic - numeric| <= atol + rtol * |numeric| must hold everywhere
     max_elements  inputs with more elements are checked along ``n_directions`` random
                   directions instead of element by element
-    check_params  for a Module: cast it to float64 (in place) and check its parameters too
+    check_params  for a Module: cast it to float64 (in place) and check its parameters too;
+                  its buffers (BatchNorm's running statistics) are restored afterwards
     seed          seeds the upstream gradient and the directions; the default is an odd
                   number on purpose: with seed 0, a test whose inputs also came from seed 0
                   would get an upstream gradient equal to its input, which can hide bugs
@@ -75,9 +76,15 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=20251125, max_el
         if checked:
             leaves.append(leaf)
             names.append(f"input {i}")
+    saved_buffers = []
     if check_params and hasattr(fn, "named_parameters"):
         if hasattr(fn, "double"):
             fn.double()
+        # Training-mode BatchNorm updates its running statistics on every one of the many
+        # forward passes below; they are put back afterwards so the check changes nothing
+        # but the dtype (documented above).
+        if hasattr(fn, "named_buffers"):
+            saved_buffers = [(b, b.copy()) for _, b in fn.named_buffers() if b is not None]
         for name, p in fn.named_parameters():
             if p.requires_grad:
                 leaves.append(p)
@@ -85,30 +92,34 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=20251125, max_el
     if not leaves:
         raise ValueError("gradcheck: no floating-point input or parameter to check")
 
-    # Analytic: backward with random upstream gradients on every output.
-    for leaf in leaves:
-        leaf.grad = None
-    outputs = _outputs(fn(*call_inputs))
-    upstream = [rng.standard_normal(out.shape) for out in outputs]
-    if len(outputs) == 1:
-        outputs[0].backward(backend.move(upstream[0], outputs[0].device))
-    else:   # one backward through sum(u_k * y_k) covers every output
-        total = sum((out * backend.move(u, out.device)).sum() for out, u in zip(outputs, upstream))
-        total.backward()
-    analytic = [backend.to_cpu(leaf.grad) if leaf.grad is not None
-                else np.zeros(leaf.shape) for leaf in leaves]
+    try:
+        # Analytic: backward with random upstream gradients on every output.
+        for leaf in leaves:
+            leaf.grad = None
+        outputs = _outputs(fn(*call_inputs))
+        upstream = [rng.standard_normal(out.shape) for out in outputs]
+        if len(outputs) == 1:
+            outputs[0].backward(backend.move(upstream[0], outputs[0].device))
+        else:   # one backward through sum(u_k * y_k) covers every output
+            total = sum((out * backend.move(u, out.device)).sum() for out, u in zip(outputs, upstream))
+            total.backward()
+        analytic = [backend.to_cpu(leaf.grad) if leaf.grad is not None
+                    else np.zeros(leaf.shape) for leaf in leaves]
 
-    def objective():
-        from .autograd import no_grad
-        with no_grad():
-            outs = _outputs(fn(*call_inputs))
-        return float(sum(np.sum(backend.to_cpu(o.data) * u) for o, u in zip(outs, upstream)))
+        def objective():
+            from .autograd import no_grad
+            with no_grad():
+                outs = _outputs(fn(*call_inputs))
+            return float(sum(np.sum(backend.to_cpu(o.data) * u) for o, u in zip(outs, upstream)))
 
-    center = objective()
-    for leaf, name, grad in zip(leaves, names, analytic):
-        _check_leaf(leaf, name, grad, objective, center, eps, atol, rtol, rng,
-                    max_elements, n_directions)
-    return True
+        center = objective()
+        for leaf, name, grad in zip(leaves, names, analytic):
+            _check_leaf(leaf, name, grad, objective, center, eps, atol, rtol, rng,
+                        max_elements, n_directions)
+        return True
+    finally:
+        for buffer, value in saved_buffers:
+            buffer[...] = value
 
 
 def _check_leaf(leaf, name, grad, objective, center, eps, atol, rtol, rng, max_elements,

@@ -102,6 +102,8 @@ class Pow(Function):
 
     def backward(self, grad):          # d(x^p)/dx = p x^(p-1)
         p = self.exponent
+        if p == 0:                     # x^0 = 1 everywhere: slope 0 (0^-1 would give nan)
+            return grad * 0
         return grad * (p * self.x ** (p - 1))
 
 
@@ -359,12 +361,18 @@ def linear(x, weight, bias=None):
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     _check_float(x, "input", "linear")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if isinstance(t, Tensor) and isinstance(x, Tensor) and t.dtype != x.dtype:
+            raise TypeError(f"linear: input has dtype {x.dtype} but {name} has {t.dtype}; "
+                            f"convert one of them (e.g. x.astype(np.{t.dtype}) or model.double())")
     return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
 
 
 def pow(x, exponent):
     if isinstance(exponent, Tensor):
         raise TypeError("pow: the exponent must be a number, not a Tensor")
+    if isinstance(exponent, np.generic):   # a numpy float64 scalar must not upcast float32 x
+        exponent = exponent.item()
     return Pow(exponent)(x)
 
 

@@ -26,7 +26,8 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x):
-        self.axes_used = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        self.axes_used = (tuple(reversed(range(x.ndim))) if self.axes is None
+                          else tuple(a % x.ndim for a in self.axes))   # -1 -> ndim-1
         return x.transpose(self.axes_used)
 
     def backward(self, grad):          # undo the permutation with its inverse

@@ -92,10 +92,12 @@ class Module:
                                  f"in {type(self).__name__}.__init__")
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, (Parameter, Module)):
+            target = params if isinstance(value, Parameter) else modules
             for store in (params, buffers, modules):
-                store.pop(name, None)
+                if store is not target:    # replacing in place keeps the name's position
+                    store.pop(name, None)
             self.__dict__.pop(name, None)
-            (params if isinstance(value, Parameter) else modules)[name] = value
+            target[name] = value
         elif name in buffers:           # re-assigning a buffer keeps it a buffer
             buffers[name] = value
         elif name in params or name in modules:
