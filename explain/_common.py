@@ -125,11 +125,31 @@ class _NoBar:
         pass
 
 
-# ---- parameters stay untouched ---------------------------------------------------------
+# ---- the model stays untouched ----------------------------------------------------------
+
+@contextlib.contextmanager
+def evaluating(model):
+    """Put the model in eval mode for the block, then give every module back its own
+    ``training`` flag (also when the block raises).
+
+    We explain the trained function f(x): in training mode Dropout would make each map
+    random and BatchNorm would use the batch's statistics (so one image's map depends on
+    the others in the batch) and update its running statistics."""
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    flags = [m.training for m in modules]
+    if modules:
+        model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, flags):
+            m.training = flag
+
 
 @contextlib.contextmanager
 def frozen(model):
-    """Switch off ``requires_grad`` on the model's parameters for the block.
+    """Eval mode (see ``evaluating``) and ``requires_grad`` off on the model's parameters
+    for the block.
 
     Explanations need gradients with respect to inputs or activations only; freezing the
     weights means backward neither computes nor stores weight gradients (faster, and the
@@ -139,7 +159,8 @@ def frozen(model):
     for p in params:
         p.requires_grad = False
     try:
-        yield
+        with evaluating(model):
+            yield
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad = flag
@@ -215,7 +236,7 @@ def class_score_gradients(model, x, target, wrt="input", layer_module=None):
     n = x.shape[0]
     if wrt == "input":
         xt = tn.Tensor(x.data, requires_grad=True)      # stays on x's device
-        with frozen(model):
+        with tn.enable_grad(), frozen(model):           # also inside a caller's no_grad()
             logits = check_logits(model(xt), n)
             target = check_targets(target, n, logits.shape[1])
             logits.backward(one_hot(target, logits.shape[1], logits))
@@ -227,7 +248,7 @@ def class_score_gradients(model, x, target, wrt="input", layer_module=None):
         return leaf["a"]
 
     # backward inside frozen() too: it skips tensors whose requires_grad is off *now*
-    with frozen(model):
+    with tn.enable_grad(), frozen(model):
         with capture(layer_module, replace=make_leaf):
             logits = check_logits(model(x), n)
         if "a" not in leaf:
@@ -246,7 +267,7 @@ def softmax_np(logits):
 def predict(model, x, batch_size=256):
     """Logits of ``model`` on ``x`` without a graph, as a NumPy array."""
     out = []
-    with tn.no_grad():
+    with tn.no_grad(), frozen(model):
         for a, b in batches(x.shape[0], batch_size):
             out.append(to_numpy(model(x[a:b] if isinstance(x, tn.Tensor) else x[a:b])))
     return np.concatenate(out)

@@ -279,7 +279,14 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
     snapshot_steps     keep the image after these numbers of steps (the lecture's figure)
     preprocess         optional function image in [0, 1] -> model input (e.g. normalization)
     checkpoint         a path: the state is saved there every ``checkpoint_every`` steps
-                       (tn.save, .npz) and a run with the same path resumes from it
+                       (tn.save, .npz) and a run with the same path resumes from it (with
+                       the random transforms' generator where it stopped, so the result
+                       equals an uninterrupted run).  The checkpoint records the settings
+                       that define the run (layer, unit, kind, maximize, image_shape,
+                       parameterization, lr, transforms, l2, tv, blur, seed, dtype); resuming
+                       with other settings, or with fewer ``steps`` than it holds, raises
+                       ValueError.  Not recorded: the model's weights, ``preprocess`` and
+                       which callable ``transforms`` is.
     """
     steps = check_positive_int(steps, "steps", minimum=0)
     if parameterization not in ("fourier", "pixel"):
@@ -287,6 +294,8 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
     objective = unit_objective(model, layer, unit, kind)
     dtype, device = model_dtype_device(model)
     dtype = dtype or np.float32
+    config = _run_settings(model, layer, unit, kind, maximize, image_shape, parameterization,
+                           lr, transforms, l2, tv, blur, seed, dtype)
     make = FourierImage if parameterization == "fourier" else PixelImage
     image = make(image_shape, seed=seed, dtype=dtype, device=device)
     if transforms == "default":
@@ -304,25 +313,28 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
     start_activation = value_now()
     if checkpoint is not None and os.path.exists(checkpoint):
         state = tn.load(checkpoint)
+        _check_resumable(state, checkpoint, config, steps)
         image.param.data[...] = tn.tensor(state["param"], device=device).data
         start_step = int(state["step"])
         history = [float(h) for h in np.asarray(state["history"]).ravel()]
         start_activation = float(state["start_activation"])
         snapshots = {int(k): np.asarray(v) for k, v in state["snapshots"].items()}
         opt.load_state_dict(state["optimizer"])
-        rng = np.random.default_rng([seed + 1, start_step])
+        rng.bit_generator.state = state["rng"]
+    rng_state = rng.bit_generator.state          # after the last finished step: what we save
 
     def save(done):
         tn.save({"param": image.param.numpy(), "step": int(done),
                  "history": np.array(history, dtype=np.float64),
                  "start_activation": float(start_activation),
                  "snapshots": {str(k): v for k, v in snapshots.items()},
-                 "optimizer": opt.state_dict()}, checkpoint)
+                 "optimizer": opt.state_dict(), "rng": rng_state, "config": config},
+                checkpoint)
 
     wanted = {int(s) for s in snapshot_steps if 0 <= int(s) <= steps}
     bar = progress_bar(steps - start_step, "actmax", progress)
     try:
-        with frozen(model):
+        with tn.enable_grad(), frozen(model):     # also inside a caller's no_grad()
             for step in range(start_step, steps + 1):
                 if step in wanted and step not in snapshots:
                     with tn.no_grad():
@@ -343,6 +355,7 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
                 loss.backward()
                 opt.step()
                 history.append(float(to_numpy(h)))
+                rng_state = rng.bit_generator.state
                 bar.update(1)
                 if checkpoint is not None and (step + 1) % checkpoint_every == 0:
                     save(step + 1)
@@ -359,6 +372,39 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
     return ActMaxResult(image=final, snapshots=dict(sorted(snapshots.items())),
                         activation=value_now(), start_activation=start_activation,
                         history=history)
+
+
+def _run_settings(model, layer, unit, kind, maximize, image_shape, parameterization, lr,
+                  transforms, l2, tv, blur, seed, dtype):
+    """The settings that define an optimization run, as plain strings for the checkpoint."""
+    layer_name = None if kind == "class" else resolve_layer(model, layer, default=None)[0]
+    if isinstance(transforms, str) or transforms is None:
+        transforms_kind = transforms
+    else:
+        transforms_kind = "custom"
+    settings = dict(layer=layer_name, unit=unit, kind=kind, maximize=bool(maximize),
+                    image_shape=image_shape, parameterization=parameterization, lr=lr,
+                    transforms=transforms_kind, l2=l2, tv=tv, blur=blur, seed=seed,
+                    dtype=str(np.dtype(dtype)))
+    # tolist(): (2, 3, 1) and [2, 3, 1], 3 and np.int64(3) are the same setting
+    return {k: repr(np.asarray(v).tolist()) for k, v in settings.items()}
+
+
+def _check_resumable(state, path, config, steps):
+    """Raise before anything is loaded when the checkpoint at ``path`` is of another run."""
+    saved = state.get("config")
+    if not isinstance(saved, dict) or "rng" not in state:
+        raise ValueError(f"checkpoint '{path}' does not record the settings of its run (not "
+                         f"written by activation_maximization?); use another path or delete it")
+    for key, value in config.items():
+        if saved.get(key) != value:
+            raise ValueError(f"checkpoint '{path}' belongs to another run: it has {key}="
+                             f"{saved.get(key)}, this call has {key}={value}; use another "
+                             f"checkpoint path or delete the file")
+    if int(state["step"]) > steps:
+        raise ValueError(f"checkpoint '{path}' is at step {int(state['step'])}, beyond "
+                         f"steps={steps}; ask for steps >= {int(state['step'])} or use "
+                         f"another checkpoint path")
 
 
 def top_examples(model, layer, unit, dataset, k=9, kind="channel", batch_size=64):

@@ -31,7 +31,10 @@ def grad_cam(model, x, target, layer=None, relu=True, upsample=True, normalize=T
     """Grad-CAM maps of shape (N, H, W) (or (N, U, V) at the layer with upsample=False).
 
     layer      a Conv2d (or any module with a 4-D output) inside ``model``, or its dotted
-               name from ``model.named_modules()``; None = the last Conv2d
+               name from ``model.named_modules()``; None = the last Conv2d module (the
+               lecture's "last convolutional layer").  A^k is the chosen module's output,
+               so for a Conv2d the maps before the ReLU that follows it (as Captum's
+               LayerGradCam on that Conv2d); name the ReLU module to use those after it
     relu       step 7 (off: the signed map)
     upsample   step 8's bilinear resize to the input's H x W (off: the layer's U x V)
     normalize  step 8's per-image min-max scaling to [0, 1] (a constant map becomes 0)

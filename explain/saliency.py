@@ -70,7 +70,7 @@ def integrated_gradients(model, x, target, baseline=None, steps=50, batch_size=N
 
     which is returned with ``return_delta=True``; a RuntimeWarning says when delta exceeds
     ``tolerance`` * |S_c(x) - S_c(x')| (+1e-6), i.e. when ``steps`` should be raised.
-    The m path points of each example are evaluated in batches of ``batch_size``.
+    The N * m path points of all examples are evaluated ``batch_size`` at a time (default m).
     """
     xt = as_input(x, model)
     steps = check_positive_int(steps, "steps")
@@ -83,16 +83,18 @@ def integrated_gradients(model, x, target, baseline=None, steps=50, batch_size=N
     target = check_targets(target, n)
     alphas = ((np.arange(steps) + 0.5) / steps).astype(xs.dtype)
     batch_size = steps if batch_size is None else check_positive_int(batch_size, "batch_size")
-    attributions = np.zeros_like(xs)
-    for i in range(n):
-        diff = xs[i] - base[i]
-        total = np.zeros_like(xs[i])
-        for a, b in batches(steps, batch_size):
-            path = base[i][None] + alphas[a:b].reshape((-1,) + (1,) * xs[i].ndim) * diff[None]
-            _, g, _ = class_score_gradients(model, tn.tensor(path, device=xt.device),
-                                            np.full(b - a, target[i]))
-            total += to_numpy(g).sum(axis=0)
-        attributions[i] = diff * total / steps
+    diff = xs - base
+    total = np.zeros_like(xs)
+    for a, b in batches(n * steps, batch_size):
+        rows = np.arange(a, b)               # row r is path point r % m of example r // m
+        owner = rows // steps
+        alpha = alphas[rows % steps].reshape((-1,) + (1,) * (xs.ndim - 1))
+        path = base[owner] + alpha * diff[owner]
+        _, g, _ = class_score_gradients(model, tn.tensor(path, device=xt.device), target[owner])
+        # rows are sorted by owner: sum each example's run of rows at once
+        owners, first = np.unique(owner, return_index=True)
+        total[owners] += np.add.reduceat(to_numpy(g), first, axis=0)
+    attributions = diff * total / steps
     # completeness check
     both = np.concatenate([xs, np.ascontiguousarray(base)])
     with tn.no_grad(), frozen(model):

@@ -38,7 +38,10 @@ def spearman(a, b, absolute=True):
     """Spearman rank correlation between two maps, one number per example (scipy.stats).
 
     absolute  compare |a| with |b| (pixel importance regardless of sign), as the "ABS"
-              variant of Adebayo et al.; 4-D maps are summed over channels first."""
+              variant of Adebayo et al.; 4-D maps are summed over channels first.
+
+    A constant map has no ranking: two equal constant maps count as the same map (1), a
+    constant map against any other map as unrelated (0).  NaN in a map gives NaN."""
     from scipy import stats
     pa = _pixel_scores(a, absolute)
     pb = _pixel_scores(b, absolute)
@@ -47,7 +50,9 @@ def spearman(a, b, absolute=True):
     out = np.empty(pa.shape[0])
     for i in range(pa.shape[0]):
         u, v = pa[i].ravel(), pb[i].ravel()
-        if np.all(u == u[0]) or np.all(v == v[0]):   # a constant map has no ranking
+        if np.array_equal(u, v) and np.all(u == u[0]):
+            out[i] = 1.0            # e.g. all-zero before and after: the map did not change
+        elif np.all(u == u[0]) or np.all(v == v[0]):
             out[i] = 0.0
         else:
             out[i] = stats.spearmanr(u, v).statistic
@@ -96,7 +101,8 @@ def model_parameter_randomization(model, x, target, method, layers=None, cascadi
     layer at a time is random.  The model's weights are restored afterwards.
 
     Returns a ``RandomizationResult``; ``passed`` is True when the rank correlation between
-    the original map and the map of the (fully) randomized model is below ``threshold``.
+    the original map and the map of the (fully) randomized model is below ``threshold``
+    (a NaN correlation, from NaN in a map, fails).
     """
     if not callable(method):
         raise TypeError("method must be a function (model, x, target) -> map")
@@ -131,7 +137,7 @@ def model_parameter_randomization(model, x, target, method, layers=None, cascadi
     means = per_example.mean(axis=1)
     return RandomizationResult(layers=[n for n, _ in chosen], correlations=means,
                                per_example=per_example, maps=maps, threshold=threshold,
-                               passed=bool(means[-1] < threshold))
+                               passed=bool(np.isfinite(means[-1]) and means[-1] < threshold))
 
 
 # ---- deletion and insertion --------------------------------------------------------------

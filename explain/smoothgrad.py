@@ -25,13 +25,14 @@ VARIANTS = ("mean", "squared", "vargrad")
 
 def smoothgrad(model, x, target, n_samples=50, noise_level=0.15, method=None, seed=None,
                batch_size=64, variant="mean", progress=True):
-    """SmoothGrad map of each input, same shape as ``x``.
+    """SmoothGrad map of each input: the shape of ``x``, or of what ``method`` returns.
 
     n_samples    n, noisy copies per input (>= 1)
     noise_level  sigma / (max - min) of each input
-    method       attribution function ``method(model, x_batch, target_batch) -> array``;
-                 None = the vanilla gradient (signed: positive and negative evidence average
-                 separately, as in the paper)
+    method       attribution function ``method(model, x_batch, target_batch) -> array``, one
+                 map per row of x_batch of any shape (e.g. grad_cam's (N, H, W)); None = the
+                 vanilla gradient (signed: positive and negative evidence average separately,
+                 as in the paper)
     seed         seed of the noise; the same seed gives exactly the same map
     batch_size   noisy copies per forward/backward
     variant      'mean' (SmoothGrad), 'squared' (SmoothGrad-squared) or 'vargrad'
@@ -57,9 +58,8 @@ def smoothgrad(model, x, target, n_samples=50, noise_level=0.15, method=None, se
     rng = np.random.default_rng(seed)
     # draw float32 noise directly for float32 inputs (half the work of float64 + a cast)
     noise_dtype = np.float32 if xs.dtype == np.float32 else np.float64
-    total = n * n_samples                   # row r is sample r % n_samples of input r // n
-    sums = np.zeros_like(xs)
-    squares = np.zeros_like(xs) if variant != "mean" else None
+    total = n * n_samples           # row r is sample r % n_samples of input r // n_samples
+    sums = squares = None                   # allocated at the first map: (n,) + its shape
     bar = progress_bar(total, "smoothgrad", progress)
     try:
         for start in range(0, total, batch_size):
@@ -74,9 +74,15 @@ def smoothgrad(model, x, target, n_samples=50, noise_level=0.15, method=None, se
             else:
                 r = np.asarray(to_numpy(method(model, tn.tensor(noisy, device=xt.device),
                                                target[owner])))
-                if r.shape != noisy.shape:
-                    raise ValueError(f"method returned shape {r.shape}, expected the input's "
-                                     f"shape {noisy.shape}")
+                if r.ndim == 0 or r.shape[0] != len(rows):
+                    raise ValueError(f"method returned shape {r.shape}, expected one map per "
+                                     f"input, shape ({len(rows)}, ...)")
+            if sums is None:
+                sums = np.zeros((n,) + r.shape[1:], dtype=xs.dtype)
+                squares = np.zeros_like(sums) if variant != "mean" else None
+            elif r.shape[1:] != sums.shape[1:]:
+                raise ValueError(f"method returned maps of shape {r.shape[1:]}, earlier ones "
+                                 f"were {sums.shape[1:]}")
             # rows are sorted by owner: sum each owner's run of rows at once
             owners, first = np.unique(owner, return_index=True)
             sums[owners] += np.add.reduceat(r, first, axis=0)

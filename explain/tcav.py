@@ -34,7 +34,8 @@ import tinynet.functional as F
 from tinynet import optim
 
 from ._common import (as_input, batches, capture, check_logits, check_positive_int,
-                      check_targets, frozen, one_hot, progress_bar, resolve_layer, to_numpy)
+                      check_targets, evaluating, frozen, one_hot, progress_bar, resolve_layer,
+                      to_numpy)
 
 MIN_EXAMPLES = 4          # per side of a CAV classifier: 2+ to train, 1+ to test on each side
 
@@ -75,7 +76,7 @@ def layer_activations(model, layer, x, batch_size=64):
     _, module = resolve_layer(model, layer, default=None)
     xt = as_input(x, model)
     out = []
-    with tn.no_grad(), capture(module) as seen:
+    with tn.no_grad(), frozen(model), capture(module) as seen:
         for a, b in batches(xt.shape[0], batch_size):
             seen.clear()
             model(tn.Tensor(xt.data[a:b]))
@@ -93,7 +94,7 @@ def layer_head(model, layer):
 
     def h(x, activations):
         xt = as_input(x, model)
-        with capture(module, replace=lambda out: activations):
+        with evaluating(model), capture(module, replace=lambda out: activations):
             return model(xt)
     return h
 
@@ -111,7 +112,8 @@ def class_gradients(model, layer, x, target, batch_size=64):
         def make_leaf(output):
             leaf["a"] = tn.Tensor(output.data, requires_grad=True)
             return leaf["a"]
-        with frozen(model):          # forward and backward: weights get no gradient
+        # forward and backward, also inside a caller's no_grad(); weights get no gradient
+        with tn.enable_grad(), frozen(model):
             with capture(module, replace=make_leaf):
                 logits = check_logits(model(tn.Tensor(xt.data[a:b])), b - a)
             check_targets(target, n, logits.shape[1])
@@ -155,12 +157,13 @@ def train_cav(concept_acts, random_acts, test_fraction=0.33, steps=300, lr=0.05,
     w = tn.tensor(np.zeros(xs.shape[1]), requires_grad=True)
     b = tn.tensor(np.zeros(1), requires_grad=True)
     opt = optim.Adam([w, b], lr=lr, weight_decay=0.0)
-    for _ in range(steps):
-        opt.zero_grad()
-        logits = xs @ w + b
-        loss = F.binary_cross_entropy_with_logits(logits, ys) + weight_decay * (w * w).sum()
-        loss.backward()
-        opt.step()
+    with tn.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad()
+            logits = xs @ w + b
+            loss = F.binary_cross_entropy_with_logits(logits, ys) + weight_decay * (w * w).sum()
+            loss.backward()
+            opt.step()
     w_np, b_np = w.numpy(), float(b.numpy()[0])
     predicted = ((x_test - center) / scale) @ w_np + b_np > 0
     accuracy = float(np.mean(predicted == (y_test == 1)))

@@ -146,9 +146,53 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     and resuming to 12 (parameters and Adam's moments restored) equals 12 steps at once."""
     model = relu_cnn()
     kw = dict(image_shape=(3, 16, 16), transforms=None, progress=False, snapshot_steps=(0,))
-    whole = explain.activation_maximization(model, "3", 1, steps=12, **kw)
+    whole = explain.activation_maximization(model, "3", 2, steps=12, **kw)
+    assert len(set(whole.history)) == 12             # channel 2 is alive (1 is dead here)
     path = str(tmp_path / "run.npz")
-    explain.activation_maximization(model, "3", 1, steps=6, checkpoint=path, **kw)
-    resumed = explain.activation_maximization(model, "3", 1, steps=12, checkpoint=path, **kw)
+    explain.activation_maximization(model, "3", 2, steps=6, checkpoint=path, **kw)
+    resumed = explain.activation_maximization(model, "3", 2, steps=12, checkpoint=path, **kw)
     assert np.allclose(resumed.history, whole.history, rtol=1e-5)
     assert np.allclose(resumed.image, whole.image, atol=1e-6)
+
+
+def test_resumed_run_with_random_transforms_equals_an_uninterrupted_one(tmp_path):
+    """The random transforms' generator is saved with the checkpoint, so a resumed run draws
+    the same jitter, scales and angles as one that never stopped."""
+    model = relu_cnn()
+    kw = dict(image_shape=(3, 16, 16), progress=False, snapshot_steps=(0,))
+    whole = explain.activation_maximization(model, "3", 2, steps=10, **kw)
+    assert len(set(whole.history)) == 10             # channel 2 is alive: the image moves
+    path = str(tmp_path / "run.npz")
+    explain.activation_maximization(model, "3", 2, steps=4, checkpoint=path, **kw)
+    resumed = explain.activation_maximization(model, "3", 2, steps=10, checkpoint=path, **kw)
+    assert np.allclose(resumed.history, whole.history, rtol=1e-5)
+    assert np.allclose(resumed.image, whole.image, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", [dict(unit=2), dict(layer="1"), dict(kind="layer"),
+                                    dict(image_shape=(3, 12, 12)), dict(parameterization="pixel"),
+                                    dict(lr=0.1), dict(seed=1), dict(maximize=False),
+                                    dict(transforms=None), dict(tv=0.1)])
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, change):
+    model = relu_cnn()
+    path = str(tmp_path / "run.npz")
+    run = dict(layer="3", unit=1, image_shape=(3, 16, 16), steps=2, checkpoint=path,
+               progress=False)
+    explain.activation_maximization(model, **run)
+    saved = (tmp_path / "run.npz").read_bytes()
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=rf"checkpoint '.*run.npz' belongs to another run: "
+                                         rf"it has {key}=.*this call has {key}="):
+        explain.activation_maximization(model, **{**run, **change})
+    assert (tmp_path / "run.npz").read_bytes() == saved          # left as it was
+
+
+def test_a_checkpoint_beyond_steps_is_refused(tmp_path):
+    model = relu_cnn()
+    kw = dict(image_shape=(3, 16, 16), checkpoint=str(tmp_path / "run.npz"), progress=False)
+    explain.activation_maximization(model, "3", 1, steps=6, **kw)
+    with pytest.raises(ValueError, match=r"is at step 6, beyond steps=3"):
+        explain.activation_maximization(model, "3", 1, steps=3, **kw)
+    # the same unit given as np.int64 and the layer as a module is the same run
+    again = explain.activation_maximization(model, model[3], np.int64(1), steps=6, **kw)
+    assert len(again.history) == 6

@@ -173,3 +173,87 @@ def test_common_helpers():
     assert _common.check_targets(2, 3).tolist() == [2, 2, 2]
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         _common.check_positive_int(0, "batch_size")
+
+
+def bn_dropout_cnn():
+    """BatchNorm2d and Dropout, in training mode as every new module is."""
+    tn.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+
+def _explanations():
+    from explain import sanity
+    from explain.tcav import class_gradients, layer_activations
+    return {
+        "vanilla_gradient": lambda m, x: explain.vanilla_gradient(m, x, 1),
+        "grad_cam": lambda m, x: explain.grad_cam(m, x, 1),
+        "smoothgrad": lambda m, x: explain.smoothgrad(m, x, 1, n_samples=3, seed=0,
+                                                      progress=False),
+        "integrated_gradients": lambda m, x: explain.integrated_gradients(m, x, 1, steps=4,
+                                                                          tolerance=np.inf),
+        "tcav.layer_activations": lambda m, x: layer_activations(m, "3", x),
+        "tcav.class_gradients": lambda m, x: class_gradients(m, "3", x, 1),
+        "deletion_curve": lambda m, x: sanity.deletion_curve(
+            m, x, 1, np.arange(x[0, 0].size).reshape(x[0, 0].shape)[None].repeat(len(x), 0),
+            steps=4).probabilities,
+        "top_examples": lambda m, x: explain.top_examples(m, "3", 0, x, k=2)[1],
+        "activation_maximization": lambda m, x: explain.activation_maximization(
+            m, "3", 0, steps=2, image_shape=(3, 8, 8), progress=False).image,
+    }
+
+
+@pytest.mark.parametrize("name", list(_explanations()))
+def test_explanations_run_the_model_in_eval_mode(rng, name):
+    """Dropout off and BatchNorm on its running statistics: two calls give the same result,
+    which is the eval-mode model's; the running statistics are not updated; every module gets
+    its own training flag back."""
+    explain_fn = _explanations()[name]
+    model = bn_dropout_cnn()
+    model[5].eval()                                  # flags are restored module by module
+    x = rng.random((3, 3, 8, 8)).astype(np.float32)
+    buffers = {k: v.copy() for k, v in model.state_dict().items() if "running" in k
+               or "num_batches" in k}
+    first, second = explain_fn(model, x), explain_fn(model, x)
+    assert np.array_equal(first, second)
+    assert [m.training for m in model.modules()] == [True] * 6 + [False, True]
+    after = model.state_dict()
+    assert all(np.array_equal(v, after[k]) for k, v in buffers.items())
+    assert np.allclose(first, explain_fn(model.eval(), x))
+
+
+def test_training_flags_come_back_after_an_error(rng):
+    model = bn_dropout_cnn()
+    with pytest.raises(ValueError, match="out of range"):
+        explain.vanilla_gradient(model, rng.random((1, 3, 8, 8)), 7)
+    assert all(m.training for m in model.modules())
+
+
+def test_gradient_methods_work_inside_no_grad(rng):
+    """A caller's tn.no_grad() does not stop the backward pass the explanation needs."""
+    from explain.tcav import class_gradients, train_cav
+    model = smooth_cnn().double()
+    x = rng.standard_normal((2, 2, 8, 8))
+    concept, random = rng.standard_normal((6, 3)) + 2, rng.standard_normal((6, 3))
+    calls = [lambda: explain.vanilla_gradient(model, x, 1),
+             lambda: explain.grad_cam(model, x, 1, layer="3"),
+             lambda: explain.smoothgrad(model, x, 1, n_samples=2, seed=0, progress=False),
+             lambda: explain.integrated_gradients(model, x, 1, steps=4, tolerance=np.inf),
+             lambda: class_gradients(model, "3", x, 1),
+             lambda: train_cav(concept, random, steps=5).vector]
+    for call in calls:
+        outside = call()
+        with tn.no_grad():
+            inside = call()
+        assert np.array_equal(inside, outside)
+        assert tn.is_grad_enabled()
+
+
+def test_integrated_gradients_batches_path_points_across_examples(rng):
+    """Rows of several examples in one batch give the per-row result, for any batch_size."""
+    model = smooth_cnn().double()
+    x = rng.standard_normal((3, 2, 8, 8))
+    one = explain.integrated_gradients(model, x, [0, 1, 2], steps=5, batch_size=1)
+    for batch_size in (None, 4, 7, 15):
+        ig = explain.integrated_gradients(model, x, [0, 1, 2], steps=5, batch_size=batch_size)
+        assert np.allclose(ig, one, rtol=1e-10, atol=1e-14)

@@ -128,3 +128,24 @@ def test_bad_arguments(squares):
     with pytest.raises(ValueError, match="no parameters"):
         explain.model_parameter_randomization(nn.Sequential(nn.Flatten()), x, 1,
                                               explain.vanilla_gradient)
+
+
+def test_a_constant_map_fails_randomization(squares):
+    """A method that always returns zeros never changes: identical constant maps count as
+    perfectly correlated (1), not as 'no ranking' (0)."""
+    model, x, _ = squares
+    result = explain.model_parameter_randomization(
+        model, x[:3], 1, lambda m, xx, t: np.zeros(np.shape(xx)))
+    assert np.allclose(result.correlations, 1) and not result.passed
+    const, ramp = np.ones((1, 4, 4)), np.arange(16.0).reshape(1, 4, 4)
+    assert explain.spearman(const, const)[0] == 1
+    assert explain.spearman(const, 2 * const)[0] == 0       # a different constant
+    assert explain.spearman(const, ramp)[0] == 0
+    assert explain.spearman(ramp, const)[0] == 0
+
+
+def test_a_nan_map_fails_randomization(squares):
+    model, x, _ = squares
+    result = explain.model_parameter_randomization(
+        model, x[:2], 1, lambda m, xx, t: np.full(np.shape(xx), np.nan))
+    assert not result.passed

@@ -113,3 +113,22 @@ def test_progress_bar_can_be_switched_off(rng, capsys):
     assert "smoothgrad" in capsys.readouterr().err
     explain.smoothgrad(model, x, 0, n_samples=4, progress=False)
     assert "smoothgrad" not in capsys.readouterr().err
+
+
+def test_any_attribution_function_even_of_another_shape(rng):
+    """method may return maps of another shape than x, e.g. Grad-CAM's (N, H, W) or the
+    channel max (N, H, W) of a gradient; each input gets the mean of its copies' maps."""
+    model = small_cnn()
+    x = rng.standard_normal((2, 3, 8, 8))
+    kw = dict(n_samples=3, seed=2, progress=False, batch_size=4)      # batches cut copies
+    cam = explain.smoothgrad(model, x, [0, 2], method=explain.grad_cam, noise_level=0.0, **kw)
+    assert cam.shape == (2, 8, 8)
+    assert np.allclose(cam, explain.grad_cam(model, x, [0, 2]))
+    def channel_max(m, xx, t):
+        return explain.channel_max(explain.vanilla_gradient(m, xx, t))
+    cm = explain.smoothgrad(model, x, 1, method=channel_max, variant="squared", **kw)
+    noisy = explain.smoothgrad(model, x, 1, method=lambda m, xx, t: np.asarray(xx.numpy()),
+                               **kw)
+    assert cm.shape == (2, 8, 8) and noisy.shape == x.shape
+    with pytest.raises(ValueError, match=r"one map per input, shape \(4, ...\)"):
+        explain.smoothgrad(model, x, 1, method=lambda m, xx, t: np.zeros((1, 8, 8)), **kw)
