@@ -409,11 +409,12 @@ def run_backward(root, grad, retain_graph=False):
         for parent, parent_grad in zip(fn.inputs, input_grads):
             if parent_grad is None or not parent.requires_grad:
                 continue
-            if parent_grad.shape != parent.shape:   # a bug in an op, say so clearly
+            data = parent.data
+            if parent_grad.shape != data.shape:      # a bug in an op, say so clearly
                 raise RuntimeError(f"{fn}.backward returned a gradient of shape "
-                                   f"{parent_grad.shape} for an input of shape {parent.shape}")
-            if parent_grad.dtype != parent.data.dtype:  # e.g. float32 x times a float64 array
-                parent_grad = parent_grad.astype(parent.data.dtype)   # as PyTorch: grad keeps x's dtype
+                                   f"{parent_grad.shape} for an input of shape {data.shape}")
+            if parent_grad.dtype != data.dtype:      # e.g. float32 x times a float64 array:
+                parent_grad = parent_grad.astype(data.dtype)   # as PyTorch, x's dtype
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
         if not retain_graph:
