@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinynet import kernels
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -18,3 +20,11 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (present in CI, absent on a user's machine)")
     return SHARED_DATA
+
+
+@pytest.fixture(params=["reference", "numpy", "auto"])
+def each_kernel(request):
+    """Run the test under each kernel setting (conv and pool tests): the oracle's own
+    backward is checked too."""
+    with kernels.use(request.param):
+        yield request.param

@@ -12,13 +12,6 @@ def t(array, requires_grad=False):
     return tn.tensor(array, requires_grad=requires_grad)
 
 
-@pytest.fixture(params=["reference", "numpy", "auto"])
-def each_kernel(request):
-    """Run the test under each kernel setting: the oracle's own backward is checked too."""
-    with kernels.use(request.param):
-        yield request.param
-
-
 # ---- values ----------------------------------------------------------------------------------
 
 def test_lecture_example():

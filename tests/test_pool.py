@@ -11,13 +11,6 @@ def t(array, requires_grad=False):
     return tn.tensor(array, requires_grad=requires_grad)
 
 
-@pytest.fixture(params=["reference", "numpy", "auto"])
-def each_kernel(request):
-    """Run the test under each kernel setting: the oracle's own backward is checked too."""
-    with kernels.use(request.param):
-        yield request.param
-
-
 def distinct(rng, *shape):
     """Values without ties (a shuffled range), so max pooling is differentiable."""
     return rng.permutation(int(np.prod(shape))).reshape(shape) / 4.0 - 3.0
