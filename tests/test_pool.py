@@ -4,7 +4,6 @@ import pytest
 
 import tinynet as tn
 import tinynet.functional as F
-from tinynet import kernels
 
 
 def t(array, requires_grad=False):
