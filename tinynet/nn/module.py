@@ -74,15 +74,17 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *inputs, **kwargs):
-        for hook in list(self._forward_pre_hooks.values()):
-            result = hook(self, inputs)
-            if result is not None:      # a pre-hook may replace the inputs
-                inputs = result if isinstance(result, tuple) else (result,)
+        if self._forward_pre_hooks:     # (checked first: most calls have no hooks)
+            for hook in list(self._forward_pre_hooks.values()):
+                result = hook(self, inputs)
+                if result is not None:      # a pre-hook may replace the inputs
+                    inputs = result if isinstance(result, tuple) else (result,)
         output = self.forward(*inputs, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            result = hook(self, inputs, output)
-            if result is not None:      # a hook may replace the output
-                output = result
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                result = hook(self, inputs, output)
+                if result is not None:      # a hook may replace the output
+                    output = result
         return output
 
     # ---- registration by attribute assignment -------------------------------------------
