@@ -53,7 +53,8 @@ def test_ops_keep_float32_and_float64():
 
 def test_tensor_facts_and_numpy():
     x = tn.tensor(np.arange(6.0).reshape(2, 3))
-    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert x.shape == (2, 3) and x.ndim == 2 and x.numel() == 6 and len(x) == 2
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.size(-2) == 2
     assert x.device == "cpu" and x.is_leaf and not x.requires_grad
     np.testing.assert_array_equal(x.numpy(), np.arange(6.0).reshape(2, 3))
     assert tn.tensor(2.5).item() == 2.5

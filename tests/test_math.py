@@ -97,12 +97,12 @@ def test_maximum_away_from_ties(rng):
     assert tn.gradcheck(F.maximum, a, b)
 
 
-def test_maximum_tie_goes_to_the_first_argument():
-    a = tn.tensor([1.0, 2.0], requires_grad=True)
-    b = tn.tensor([1.0, 3.0], requires_grad=True)
+def test_maximum_tie_splits_the_gradient_as_pytorch():
+    a = tn.tensor([1.0, 2.0, np.nan], requires_grad=True)
+    b = tn.tensor([1.0, 3.0, 1.0], requires_grad=True)
     F.maximum(a, b).sum().backward()
-    np.testing.assert_array_equal(a.grad, [1.0, 0.0])
-    np.testing.assert_array_equal(b.grad, [0.0, 1.0])
+    np.testing.assert_array_equal(a.grad, [0.5, 0.0, 1.0])    # NaN wins, as it propagates
+    np.testing.assert_array_equal(b.grad, [0.5, 1.0, 0.0])
 
 
 def test_where(rng):

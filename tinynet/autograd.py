@@ -117,7 +117,6 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self.creator is None)
 
@@ -248,9 +247,31 @@ class Tensor:
 
     __hash__ = object.__hash__    # tensors are graph nodes, hashed by identity
 
-    def sum(self, axis=None, keepdims=False): return _math.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _math.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _math.max(self, axis, keepdims)
+    # ---- PyTorch-named methods (reductions take axis=/keepdims= or dim=/keepdim=) --------
+    def sum(self, axis=None, keepdims=None, **dim): return _math.sum(self, axis, keepdims, **dim)
+    def mean(self, axis=None, keepdims=None, **dim):
+        return _math.mean(self, axis, keepdims, **dim)
+    def max(self, axis=None, keepdims=None, **dim):
+        """Values only with ``axis``; PyTorch's (values, indices) with ``dim=``."""
+        return _math.max(self, axis, keepdims, **dim)
+    def min(self, axis=None, keepdims=None, **dim):
+        return _math.min(self, axis, keepdims, **dim)
+    def argmax(self, axis=None, keepdims=None, **dim):
+        return _math.argmax(self, axis, keepdims, **dim)
+    def argmin(self, axis=None, keepdims=None, **dim):
+        return _math.argmin(self, axis, keepdims, **dim)
+    def clamp(self, min=None, max=None): return _math.clamp(self, min, max)
+    def squeeze(self, dim=None): return _math.squeeze(self, dim)
+    def unsqueeze(self, dim): return _math.unsqueeze(self, dim)
+    def view(self, *shape):
+        """``reshape`` under PyTorch's name (tinynet does not share storage: a copy may be
+        made where PyTorch would return a view)."""
+        return self.reshape(*shape)
+    def size(self, dim=None):
+        """The shape, as PyTorch's ``size()``; ``size(d)`` the length of axis d.  (NumPy's
+        element count ``.size`` is ``numel()`` here.)"""
+        return tuple(self.shape) if dim is None else self.shape[dim]
+    def numel(self): return self.data.size
     def exp(self): return _math.exp(self)
     def log(self): return _math.log(self)
     def sqrt(self): return _math.sqrt(self)

@@ -129,7 +129,7 @@ def _train_epoch(model, loader, loss_fn, optimizer, batch_scheduler, device, bar
         inputs, labels = _batch(batch, i, device)
         optimizer.zero_grad()
         loss = loss_fn(model(inputs), labels)
-        if not isinstance(loss, Tensor) or loss.size != 1:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise ValueError("fit: loss_fn must return a scalar Tensor (reduction='mean'), "
                              f"got {getattr(loss, 'shape', type(loss).__name__)}")
         value = loss.item()

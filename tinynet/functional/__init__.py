@@ -1,9 +1,10 @@
 """Differentiable operations on Tensors: ``import tinynet.functional as F``.
 
 One module per family; in each, an op's forward and backward sit side by side."""
-from .math import (abs, add, astype, clip, div, exp, linear, log, matmul, max, maximum, mean,
-                   mul, neg, pow, sqrt, sub, sum, unbroadcast, where)
-from .shape import concat, flatten, getitem, pad, reshape, stack, transpose
+from .math import (abs, add, argmax, argmin, astype, clamp, clip, div, exp, linear, log, matmul,
+                   max, maximum, mean, min, minimum, mul, neg, pow, sqrt, sub, sum,
+                   unbroadcast, where)
+from .shape import concat, flatten, getitem, pad, reshape, squeeze, stack, transpose, unsqueeze
 from .conv import conv2d
 from .pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh

@@ -73,3 +73,24 @@ def same_device(op, **tensors):
         where = ", ".join(f"{name} on '{dev}'" for name, dev in devices.items())
         raise ValueError(f"{op}: inputs must be on one device, got {where}; "
                          "move them with .to(device) first")
+
+
+def resolve_axis(op, axis, dim, default=None):
+    """``axis`` (NumPy's name) or ``dim`` (PyTorch's name) for the same argument; both at
+    once is an error.  ``default`` when neither is given."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= or its PyTorch name dim=, not both; got "
+                            f"axis={axis!r} and dim={dim!r}")
+        return dim
+    return default if axis is None else axis
+
+
+def resolve_keepdims(op, keepdims, keepdim):
+    """``keepdims`` (NumPy) or ``keepdim`` (PyTorch); both at once is an error."""
+    if keepdim is not None:
+        if keepdims is not None:
+            raise TypeError(f"{op}: give keepdims= or its PyTorch name keepdim=, not both; "
+                            f"got keepdims={keepdims!r} and keepdim={keepdim!r}")
+        return bool(keepdim)
+    return bool(keepdims)

@@ -12,27 +12,30 @@ which mix the entries along one ``axis``.  Every op keeps its input's dtype.
 """
 from .. import backend
 from ..autograd import Function
-from ._checks import check_axis, check_number, float_tensor
+from ._checks import check_axis, check_number, float_tensor, resolve_axis
 
 # ---- piecewise-linear ---------------------------------------------------------------------
 
 
 class ReLU(Function):
     """relu(eta) = max(0, eta).  The slope is 1 where eta > 0 and 0 elsewhere (0 at 0, as
-    in PyTorch)."""
+    in PyTorch; at eta = NaN the output is NaN and, as in PyTorch, the slope 1)."""
 
     def forward(self, x):
         self.y = backend.get_array_module(x).maximum(x, 0)
         return self.y           # kept instead of a mask: the next layer holds it anyway
 
     def backward(self, grad):
-        slope = (self.y > 0).astype(grad.dtype)     # 1 where eta > 0, else 0
+        xp = backend.get_array_module(grad)
+        y = self.y
+        slope = ((y > 0) | xp.isnan(y)).astype(grad.dtype)   # 1 where eta > 0 or NaN
         slope *= grad                               # in place: one array, two passes
         return slope
 
 
 class LeakyReLU(Function):
-    """eta if eta > 0 else negative_slope * eta: a small slope keeps negative units alive."""
+    """eta if eta > 0 else negative_slope * eta: a small slope keeps negative units alive.
+    At NaN the slope is negative_slope, as in PyTorch."""
 
     def __init__(self, negative_slope):
         self.negative_slope = negative_slope
@@ -49,10 +52,11 @@ class LeakyReLU(Function):
 
 class ReLU6(Function):
     """min(max(0, eta), 6).  Slope 1 strictly inside (0, 6), 0 outside (PyTorch's choice
-    at the two kinks)."""
+    at the two kinks); slope 1 at NaN, as PyTorch."""
 
     def forward(self, x):
-        self.inside = (x > 0) & (x < 6)
+        xp = backend.get_array_module(x)
+        self.inside = ((x > 0) & (x < 6)) | xp.isnan(x)
         return backend.get_array_module(x).clip(x, 0, 6)
 
     def backward(self, grad):
@@ -168,13 +172,17 @@ def tanh(x):
     return Tanh()(float_tensor(x, "x", "tanh"))
 
 
-def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along ``axis``: each slice along ``axis`` sums to 1."""
+def softmax(x, axis=None, *, dim=None):
+    """exp(x) / sum(exp(x)) along ``axis`` (or PyTorch's ``dim``; default the last):
+    each slice along it sums to 1."""
     x = float_tensor(x, "x", "softmax")
+    axis = resolve_axis("softmax", axis, dim, default=-1)
     return Softmax(check_axis(axis, x.ndim, "softmax"))(x)
 
 
-def log_softmax(x, axis=-1):
-    """log(softmax(x)) along ``axis``, computed stably (never log of a rounded 0)."""
+def log_softmax(x, axis=None, *, dim=None):
+    """log(softmax(x)) along ``axis`` (or ``dim``; default the last), computed stably
+    (never log of a rounded 0)."""
     x = float_tensor(x, "x", "log_softmax")
+    axis = resolve_axis("log_softmax", axis, dim, default=-1)
     return LogSoftmax(check_axis(axis, x.ndim, "log_softmax"))(x)

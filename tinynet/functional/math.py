@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, _as_array
+from ._checks import resolve_axis, resolve_keepdims
 
 # ---- helpers ----------------------------------------------------------------------------
 
@@ -144,16 +145,21 @@ class Abs(Function):
 
 
 class Maximum(Function):
-    """Elementwise max(a, b); at a tie the gradient goes to ``a``."""
+    """Elementwise max(a, b).  As in PyTorch, a tie a == b splits the gradient half/half
+    (the subgradient in the middle of the kink), and a NaN, which max propagates, takes
+    the whole gradient."""
 
     def forward(self, a, b):
+        xp = backend.get_array_module(a)
         self.a_shape, self.b_shape = a.shape, b.shape
-        self.a_wins = a >= b
-        return backend.get_array_module(a).maximum(a, b)
+        a_share = xp.asarray((a > b) | xp.isnan(a)).astype(np.result_type(a, b))
+        a_share[a == b] = 0.5
+        self.a_share = a_share
+        return xp.maximum(a, b)
 
     def backward(self, grad):
-        return (unbroadcast(grad * self.a_wins, self.a_shape),
-                unbroadcast(grad * ~self.a_wins, self.b_shape))
+        return (unbroadcast(grad * self.a_share, self.a_shape),
+                unbroadcast(grad * (1 - self.a_share), self.b_shape))
 
 
 class Where(Function):
@@ -396,10 +402,92 @@ def to_device(x, device):
     return ToDevice(device)(x)
 
 
-def sum(x, axis=None, keepdims=False): return Sum(axis, keepdims)(x)
-def mean(x, axis=None, keepdims=False): return Mean(axis, keepdims)(x)
-def max(x, axis=None, keepdims=False): return Max(axis, keepdims)(x)
+def minimum(a, b):
+    """Elementwise min(a, b) = -max(-a, -b): ties split the gradient as in ``maximum``."""
+    return neg(maximum(neg(a), neg(b)))
+
+
+def clamp(x, min=None, max=None):
+    """PyTorch's name for ``clip``: slope 1 inside [min, max] (ends included), 0 outside."""
+    return clip(x, min, max)
+
+
+# Reductions take NumPy's axis=/keepdims= or PyTorch's dim=/keepdim= (not both).
+
+def sum(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    return Sum(resolve_axis("sum", axis, dim), resolve_keepdims("sum", keepdims, keepdim))(x)
+
+
+def mean(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    return Mean(resolve_axis("mean", axis, dim), resolve_keepdims("mean", keepdims, keepdim))(x)
+
+
+def max(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """The largest value, over all elements or along ``axis``; ties share the gradient.
+
+    Called with PyTorch's ``dim=`` keyword it returns PyTorch's pair ``(values, indices)``
+    and, as PyTorch, sends the gradient to the one element at ``indices``.  With ``axis``
+    (also positional) it returns the values only, as NumPy."""
+    keepdims = resolve_keepdims("max", keepdims, keepdim)
+    if dim is not None:
+        resolve_axis("max", axis, dim)
+        return _extreme_along(x, dim, keepdims, argmax)
+    return Max(axis, keepdims)(x)
+
+
+def min(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """The smallest value: ``max`` of -x, negated (same conventions as ``max``)."""
+    keepdims = resolve_keepdims("min", keepdims, keepdim)
+    if dim is not None:
+        resolve_axis("min", axis, dim)
+        return _extreme_along(x, dim, keepdims, argmin)
+    return neg(Max(axis, keepdims)(neg(x)))
+
+
+def _arg_extreme(x, axis, dim, keepdims, keepdim, op, pick):
+    axis = resolve_axis(op, axis, dim)
+    keepdims = resolve_keepdims(op, keepdims, keepdim)
+    data = x.data if isinstance(x, Tensor) else _as_array(x)
+    if axis is None:       # index into the flattened tensor, as torch.argmax without dim
+        index = pick(data.reshape(-1), axis=0)
+        return Tensor(index.reshape((1,) * data.ndim) if keepdims else index)
+    axis = _normalize_axis(axis, data.ndim)[0]
+    return Tensor(pick(data, axis=axis, keepdims=keepdims))
+
+
+def argmax(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Index of the largest value (an integer tensor, no gradient); the first one at ties."""
+    return _arg_extreme(x, axis, dim, keepdims, keepdim, "argmax",
+                        lambda a, **kw: backend.get_array_module(a).argmax(a, **kw))
+
+
+def argmin(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Index of the smallest value (an integer tensor, no gradient); the first one at ties."""
+    return _arg_extreme(x, axis, dim, keepdims, keepdim, "argmin",
+                        lambda a, **kw: backend.get_array_module(a).argmin(a, **kw))
+
+
+class _ValuesIndices(tuple):
+    """PyTorch's (values, indices) result of ``max(dim=)``/``min(dim=)``."""
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _extreme_along(x, dim, keepdim, arg):
+    """values = x picked at ``arg``'s indices along ``dim``: an indexing op, so the gradient
+    goes to exactly the picked elements."""
+    indices = arg(x, dim=dim, keepdim=True).data
+    xp = backend.get_array_module(indices)
+    dim = _normalize_axis(dim, x.ndim)[0]
+    where = list(xp.ogrid[tuple(slice(n) for n in indices.shape)])
+    where[dim] = indices
+    values = getitem(x, tuple(where))
+    if not keepdim:
+        values = reshape(values, x.shape[:dim] + x.shape[dim + 1:])
+        indices = indices.squeeze(dim)
+    return _ValuesIndices((values, Tensor(indices)))
 
 
 # Shape ops live in shape.py; re-exported so that Tensor methods find every op here.
-from .shape import concat, flatten, getitem, pad, reshape, stack, transpose  # noqa: E402,F401
+from .shape import (concat, flatten, getitem, pad, reshape, squeeze, stack,  # noqa: E402,F401
+                    transpose, unsqueeze)

@@ -147,7 +147,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if value is not None:
             _channel_array(value, name, x, op)
             params.append(value)
-    if training and x.size // max(channels, 1) <= 1:
+    if training and x.numel() // max(channels, 1) <= 1:
         raise ValueError(f"{op}: training needs more than 1 value per channel to compute a "
                          f"variance, got input of shape {tuple(x.shape)}")
     fn = BatchNorm(stats["running_mean"], stats["running_var"], training, momentum, eps,

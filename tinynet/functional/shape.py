@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor
+from ._checks import resolve_axis
 
 class Reshape(Function):
     def __init__(self, shape):
@@ -111,6 +112,31 @@ def flatten(x, start_axis=1):
     return Reshape(tuple(x.shape[:start_axis]) + (-1,))(x)
 
 
+def squeeze(x, dim=None):
+    """Drop size-1 axes: all of them, or only ``dim`` (an int or tuple), which PyTorch leaves
+    alone when its size is not 1."""
+    if dim is None:
+        dims = {i for i, n in enumerate(x.shape) if n == 1}
+    else:
+        dims = {_dim(d, x.ndim, "squeeze") for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {d for d in dims if x.shape[d] == 1}
+    return Reshape(tuple(n for i, n in enumerate(x.shape) if i not in dims))(x)
+
+
+def unsqueeze(x, dim):
+    """Insert a size-1 axis at ``dim`` (in [-ndim-1, ndim], as PyTorch)."""
+    dim = _dim(dim, x.ndim + 1, "unsqueeze")
+    return Reshape(tuple(x.shape[:dim]) + (1,) + tuple(x.shape[dim:]))(x)
+
+
+def _dim(dim, ndim, op):
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{op}: dim must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], got {dim}")
+    return int(dim) % max(ndim, 1)
+
+
 def transpose(x, axes=None):
     return Transpose(None if axes is None else tuple(axes))(x)
 
@@ -132,9 +158,11 @@ def pad(x, pad_width, value=0.0):
     return Pad(pad_width, value)(x)
 
 
-def concat(tensors, axis=0):
-    return Concat(axis)(*tensors)
+def concat(tensors, axis=None, *, dim=None):
+    """Join along an existing ``axis`` (PyTorch: ``torch.cat(tensors, dim)``)."""
+    return Concat(resolve_axis("concat", axis, dim, default=0))(*tensors)
 
 
-def stack(tensors, axis=0):
-    return Stack(axis)(*tensors)
+def stack(tensors, axis=None, *, dim=None):
+    """Join along a new ``axis`` (or ``dim``)."""
+    return Stack(resolve_axis("stack", axis, dim, default=0))(*tensors)
