@@ -8,6 +8,7 @@ from .shape import concat, flatten, getitem, pad, reshape, squeeze, stack, trans
 from .conv import conv2d
 from .pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh
-from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                   mse_loss, nll_loss)
 from .norm import batch_norm, dropout
 from .resample import affine_warp, interpolate
