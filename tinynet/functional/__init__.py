@@ -10,5 +10,5 @@ from .pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    mse_loss, nll_loss)
-from .norm import batch_norm, dropout
+from .norm import batch_norm, dropout, group_norm, layer_norm
 from .resample import affine_warp, interpolate

@@ -5,6 +5,9 @@
     batch_norm:  training: normalize each channel with the batch's mean and variance, and
                            update the running averages of both (in place, as PyTorch)
                  eval:     normalize with the running averages
+
+plus layer_norm and group_norm, which normalize each example on its own (the same in
+training and eval): over its last axes, or over groups of its channels.
 """
 import numpy as np
 
@@ -153,6 +156,91 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     fn = BatchNorm(stats["running_mean"], stats["running_var"], training, momentum, eps,
                    weight is not None, bias is not None)
     return fn(x, *params)
+
+
+# ---- layer and group normalization ------------------------------------------------------------
+
+
+class Standardize(Function):
+    """x_hat = (x - mean) / sqrt(var + eps), mean and (biased) var over ``axes`` of each
+    slice.  The same three-path backward as batch norm in training (there over the batch):
+
+        dL/dx = 1/sqrt(var + eps) * (g - mean(g) - x_hat * mean(g * x_hat))"""
+
+    def __init__(self, axes, eps):
+        self.axes, self.eps = axes, eps
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        mean = x.mean(axis=self.axes, keepdims=True)
+        var = x.var(axis=self.axes, keepdims=True)
+        self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
+        self.x_hat = (x - mean) * self.inv_std
+        return self.x_hat
+
+    def backward(self, grad):
+        axes, x_hat = self.axes, self.x_hat
+        return self.inv_std * (grad - grad.mean(axis=axes, keepdims=True)
+                               - x_hat * (grad * x_hat).mean(axis=axes, keepdims=True))
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization (Ba et al., 2016), as ``torch.nn.functional.layer_norm``: each
+    example is standardized over its last ``len(normalized_shape)`` axes, which must equal
+    ``normalized_shape``; then y = x_hat * weight + bias (both of that shape, or None)."""
+    op = "layer_norm"
+    x = float_tensor(x, "input", op)
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) \
+        else tuple(int(n) for n in normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(x.shape[x.ndim - k:]) != shape or x.ndim < k:
+        raise ValueError(f"{op}: normalized_shape {shape} must equal the last axes of the "
+                         f"input, got input of shape {tuple(x.shape)}")
+    eps = check_number(eps, "eps", op, 0.0)
+    _check_affine(weight, bias, shape, x, op)
+    y = Standardize(tuple(range(x.ndim - k, x.ndim)), eps)(x)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalization (Wu and He, 2018), as ``torch.nn.functional.group_norm``: the C
+    channels of x (N, C, ...) are split into ``num_groups`` groups of C/G channels, and each
+    example's group is standardized over its channels and positions together; then
+    y = x_hat * weight_c + bias_c per channel.  G = 1 is layer norm over (C, H, W); G = C
+    is instance norm."""
+    op = "group_norm"
+    x = float_tensor(x, "input", op)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input must be (N, C, ...), got shape {tuple(x.shape)}")
+    channels = x.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) \
+            or num_groups <= 0 or channels % num_groups:
+        raise ValueError(f"{op}: num_groups must be a positive int that divides the "
+                         f"{channels} channels, got {num_groups!r}")
+    eps = check_number(eps, "eps", op, 0.0)
+    _check_affine(weight, bias, (channels,), x, op)
+    grouped = x.reshape(x.shape[0], int(num_groups), -1)
+    y = Standardize((2,), eps)(grouped).reshape(x.shape)
+    per_channel = (channels,) + (1,) * (x.ndim - 2)      # broadcasts over (N, C, ...)
+    if weight is not None:
+        y = y * weight.reshape(per_channel)
+    return y if bias is None else y + bias.reshape(per_channel)
+
+
+def _check_affine(weight, bias, shape, x, op):
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is None:
+            continue
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor of shape {shape} or None, got "
+                            f"{type(value).__name__}")
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{op}: {name} must have shape {shape}, got {tuple(value.shape)}")
+        if value.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} must have the input's dtype {x.dtype}, got "
+                            f"{value.dtype}")
 
 
 def _channel_array(value, name, x, op):

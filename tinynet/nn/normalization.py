@@ -11,6 +11,8 @@ and the running statistics are updated as PyTorch does (the variance unbiased):
 
 In eval mode the running statistics are used instead, so one example's output does not
 depend on the rest of its batch.  The arithmetic lives in ``F.batch_norm``.
+
+LayerNorm and GroupNorm standardize each example on its own (no running statistics).
 """
 import numpy as np
 
@@ -96,3 +98,60 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm1d(_BatchNorm):
     """Batch normalization of (N, C) features or (N, C, L) sequences, per channel C."""
     _expected_ndims = (2, 3)
+
+
+class LayerNorm(Module):
+    """Layer normalization over the last axes (``normalized_shape``), as PyTorch's: each
+    example on its own, identical in training and eval.  state_dict: weight, bias."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, *, bias=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) \
+            else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive ints, got "
+                             f"{normalized_shape!r}")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Group normalization of (N, C, ...) over groups of C/num_groups channels, as
+    PyTorch's: each example on its own, identical in training and eval (no running
+    statistics, so small batches are fine).  state_dict: weight, bias of shape (C,)."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        super().__init__()
+        for name, value in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"GroupNorm: {name} must be a positive int, got {value!r}")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = eps, affine
+        _affine_parameters(self, (self.num_channels,), affine, True)
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: expected input (N, {self.num_channels}, ...), got "
+                             f"shape {tuple(x.shape)}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+def _affine_parameters(module, shape, affine, bias):
+    """weight = 1 and bias = 0 of ``shape``, or None, as PyTorch's norm layers."""
+    module.register_parameter("weight", Parameter(np.ones(shape, np.float32)) if affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(shape, np.float32))
+                              if affine and bias else None)
