@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam) and learning-rate schedulers, each with PyTorch's exact rule.
+"""Optimizers (SGD, Adam, AdamW, RMSprop) and learning-rate schedulers (in lr_scheduler.py,
+re-exported here: ``optim.StepLR``), each with PyTorch's exact rule.
 
 An optimizer holds ``param_groups``: a list of dicts, each with its own ``params`` and
 hyper-parameters (``lr``, ``momentum``, ...), so layers can learn at different rates:
@@ -187,16 +188,19 @@ class Adam(Optimizer):
         m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
         p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    With amsgrad, v in the denominator is replaced by the running maximum of v."""
+    With amsgrad, v in the denominator is replaced by the running maximum of v.  With
+    decoupled_weight_decay (AdamW), the decay shrinks p directly, p = p (1 - lr weight_decay),
+    instead of being added to the gradient, where Adam's scaling would weaken it."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+                 amsgrad=False, *, decoupled_weight_decay=False):
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas!r}")
         if not eps >= 0.0:
             raise ValueError(f"eps must be >= 0, got {eps!r}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad))
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
     def _update(self, p, grad, group, state):
         xp = backend.get_array_module(p.data)
@@ -210,7 +214,10 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * p.data
+            if group["decoupled_weight_decay"]:
+                p.data *= 1 - group["lr"] * group["weight_decay"]
+            else:
+                grad = grad + group["weight_decay"] * p.data
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m *= beta1
         m += (1 - beta1) * grad
@@ -224,151 +231,74 @@ class Adam(Optimizer):
         p.data -= step_size * (m / denom)
 
 
-# ---- learning-rate schedulers -------------------------------------------------------------
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as PyTorch's AdamW:
 
-class LRScheduler:
-    """Sets each group's ``lr`` from the step count: call ``scheduler.step()`` once per
-    epoch (or per batch for OneCycleLR), after ``optimizer.step()``.  Construction sets
-    the lr for step 0, as PyTorch does."""
+        p = p (1 - lr weight_decay),  then the Adam step on the plain gradient.
 
-    def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            if last_epoch == -1:
-                group.setdefault("initial_lr", group["lr"])
-            elif "initial_lr" not in group:
-                raise KeyError("param 'initial_lr' is not in the param groups; resuming "
-                               "(last_epoch != -1) needs them")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self.step()
+    PyTorch's default weight_decay here is 0.01 (Adam's is 0)."""
 
-    def get_lr(self):
-        raise NotImplementedError
-
-    def step(self):
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self):
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
+                         decoupled_weight_decay=True)
 
 
-class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (epoch // step_size)."""
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as PyTorch:
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if not isinstance(step_size, int) or step_size <= 0:
-            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
-        self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer, last_epoch)
+        g = grad + weight_decay * p
+        s = alpha s + (1 - alpha) g^2                     (running mean of g^2)
+        centered:  a = alpha a + (1 - alpha) g,   d = sqrt(s - a^2) + eps
+        else:      d = sqrt(s) + eps
+        momentum > 0:  b = momentum b + g / d,   p = p - lr b
+        else:          p = p - lr g / d
 
-    def get_lr(self):
-        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+    Note eps is added outside the square root (Adam's convention), as in PyTorch."""
 
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        if not eps >= 0.0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        if not momentum >= 0.0:
+            raise ValueError(f"momentum must be >= 0, got {momentum!r}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
 
-class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if T_max <= 0:
-            raise ValueError(f"T_max must be positive, got {T_max!r}")
-        self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self):
-        cos = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-        return [self.eta_min + (base - self.eta_min) * cos for base in self.base_lrs]
-
-
-class OneCycleLR(LRScheduler):
-    """The 1cycle policy (Smith), PyTorch's formulas: step it once per batch.
-
-    lr rises from max_lr/div_factor to max_lr over the first pct_start of total_steps,
-    then anneals to max_lr/(div_factor*final_div_factor); momentum (SGD's momentum or
-    Adam's beta1) moves the opposite way between max_momentum and base_momentum.
-    cos annealing from a to b at fraction t:  b + (a - b) * (1 + cos(pi t)) / 2."""
-
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
-                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
-                 final_div_factor=1e4, three_phase=False, last_epoch=-1):
-        if total_steps is None:
-            if epochs is None or steps_per_epoch is None:
-                raise ValueError("OneCycleLR needs total_steps, or epochs and steps_per_epoch")
-            total_steps = epochs * steps_per_epoch
-        if not isinstance(total_steps, int) or total_steps <= 0:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-        if not 0 <= pct_start <= 1:
-            raise ValueError(f"pct_start must be in [0, 1], got {pct_start!r}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
-        self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
-        groups = optimizer.param_groups
-        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
-        if len(max_lrs) != len(groups):
-            raise ValueError(f"max_lr has {len(max_lrs)} values for {len(groups)} param groups")
-        if three_phase:
-            self._phases = [
-                (float(pct_start * total_steps) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+    def _update(self, p, grad, group, state):
+        xp = backend.get_array_module(p.data)
+        alpha = group["alpha"]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p.data)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = xp.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * p.data
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        square_avg += (1 - alpha) * (grad * grad)
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg *= alpha
+            grad_avg += (1 - alpha) * grad
+            denom = xp.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
         else:
-            self._phases = [
-                (float(pct_start * total_steps) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
-        for group, top in zip(groups, max_lrs):
-            if last_epoch == -1:
-                group["initial_lr"] = top / div_factor
-                group["max_lr"] = top
-                group["min_lr"] = group["initial_lr"] / final_div_factor
-        self.cycle_momentum = cycle_momentum
-        if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or betas with cycle_momentum")
-            self._use_beta1 = "betas" in optimizer.defaults
-            for group in groups:
-                if last_epoch == -1:
-                    self._set_momentum(group, max_momentum)
-                    group["max_momentum"], group["base_momentum"] = max_momentum, base_momentum
-        super().__init__(optimizer, last_epoch)
-
-    def _set_momentum(self, group, value):
-        if self._use_beta1:
-            group["betas"] = (value,) + tuple(group["betas"][1:])
+            denom = xp.sqrt(square_avg) + group["eps"]
+        if group["momentum"] > 0:
+            buf = state["momentum_buffer"]
+            buf *= group["momentum"]
+            buf += grad / denom
+            p.data -= group["lr"] * buf
         else:
-            group["momentum"] = value
+            p.data -= group["lr"] * (grad / denom)
 
-    def _anneal(self, start, end, pct):
-        if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
 
-    def get_lr(self):
-        step = self.last_epoch
-        if step > self.total_steps:
-            raise ValueError(f"OneCycleLR stepped {step} times, more than total_steps="
-                             f"{self.total_steps}")
-        lrs = []
-        for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, (end_step, lr_a, lr_b, mom_a, mom_b) in enumerate(self._phases):
-                if step <= end_step or i == len(self._phases) - 1:
-                    pct = (step - start_step) / (end_step - start_step)
-                    lr = self._anneal(group[lr_a], group[lr_b], pct)
-                    if self.cycle_momentum:
-                        self._set_momentum(group, self._anneal(group[mom_a], group[mom_b], pct))
-                    break
-                start_step = end_step
-            lrs.append(lr)
-        return lrs
+# The schedulers live in lr_scheduler.py; optim.StepLR etc. keep working.
+from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR,  # noqa: E402,F401
+                           LRScheduler, MultiStepLR, OneCycleLR, ReduceLROnPlateau, StepLR)

@@ -24,7 +24,7 @@ from . import random as tn_random
 from .autograd import Tensor, no_grad, tensor
 from .io import load, save
 from .nn.module import Module
-from .optim import LRScheduler, OneCycleLR, Optimizer
+from .optim import LRScheduler, OneCycleLR, Optimizer, ReduceLROnPlateau
 
 FORMAT = "tinynet.fit checkpoint 1"      # marks files fit wrote (and may resume from)
 
@@ -158,6 +158,9 @@ def _check_fit_args(model, loader, loss_fn, optimizer, epochs, scheduler, val_lo
     if scheduler is not None and not isinstance(scheduler, LRScheduler):
         raise TypeError("fit: scheduler must be an optim LRScheduler or None, got "
                         f"{type(scheduler).__name__}")
+    if isinstance(scheduler, ReduceLROnPlateau) and val_loader is None:
+        raise ValueError("fit: a ReduceLROnPlateau scheduler steps on the validation loss; "
+                         "pass val_loader")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
     if not callable(loss_fn):
@@ -182,7 +185,8 @@ def fit(model, loader, loss_fn, optimizer, epochs, *, scheduler=None, val_loader
     loader       yields (inputs, labels): NumPy arrays (as DataLoader) or Tensors; its
                  ``set_epoch(epoch)``, if it has one, is called before each epoch
     loss_fn      loss_fn(outputs, labels) -> scalar Tensor, e.g. F.cross_entropy
-    scheduler    stepped once per epoch; a OneCycleLR once per batch
+    scheduler    stepped once per epoch; a OneCycleLR once per batch; a ReduceLROnPlateau
+                 once per epoch with the validation loss (needs val_loader)
     checkpoint   a path: saved before epoch 1 and after every epoch; if the file exists,
                  fit resumes from it (a finished run returns at once)
     device       'cpu' or 'cuda': the model and every batch are moved there
@@ -206,6 +210,7 @@ def fit(model, loader, loss_fn, optimizer, epochs, *, scheduler=None, val_loader
     from tqdm.auto import tqdm
     was_training = model.training
     batch_scheduler = scheduler if isinstance(scheduler, OneCycleLR) else None
+    plateau = isinstance(scheduler, ReduceLROnPlateau)
     try:
         for epoch in range(done, epochs):
             if hasattr(loader, "set_epoch"):
@@ -215,7 +220,7 @@ def fit(model, loader, loss_fn, optimizer, epochs, *, scheduler=None, val_loader
                       desc=f"epoch {epoch + 1}/{epochs}", disable=not progress) as bar:
                 train_loss = _train_epoch(model, loader, loss_fn, optimizer, batch_scheduler,
                                           device, bar, epoch + 1)
-                if scheduler is not None and batch_scheduler is None:
+                if scheduler is not None and batch_scheduler is None and not plateau:
                     scheduler.step()
                 val = {"loss": None, "accuracy": None}
                 if val_loader is not None:
@@ -223,6 +228,8 @@ def fit(model, loader, loss_fn, optimizer, epochs, *, scheduler=None, val_loader
                     acc = "-" if val["accuracy"] is None else f"{val['accuracy']:.3f}"
                     bar.set_postfix({"loss": f"{train_loss:.4f}",
                                      "val_loss": f"{val['loss']:.4f}", "val_acc": acc})
+                if plateau:
+                    scheduler.step(val["loss"])
             for key, value in (("train_loss", train_loss), ("val_loss", val["loss"]),
                                ("val_accuracy", val["accuracy"]), ("lr", lr)):
                 history[key].append(value)
