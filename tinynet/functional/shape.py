@@ -57,7 +57,7 @@ class GetItem(Function):
 
 
 class Pad(Function):
-    """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis."""
+    """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis, all >= 0."""
 
     def __init__(self, pad_width, value=0.0):
         self.pad_width, self.value = pad_width, value
@@ -149,13 +149,54 @@ def getitem(x, index):
     return GetItem(index)(x)
 
 
-def pad(x, pad_width, value=0.0):
-    """Constant padding.  ``pad_width`` is numpy's: one (before, after) pair per axis."""
-    pad_width = tuple((int(b), int(a)) for b, a in pad_width)
-    if len(pad_width) != x.ndim:
-        raise ValueError(f"pad: pad_width needs one (before, after) pair per axis "
-                         f"({x.ndim}), got {len(pad_width)}")
-    return Pad(pad_width, value)(x)
+def pad(x, pad, mode="constant", value=0.0):
+    """Constant padding, in either of two forms:
+
+    PyTorch's flat tuple, last axis first: ``(left, right)`` pads the last axis,
+        ``(left, right, top, bottom)`` the last two, and so on (``F.pad(x, (0, 1, 0, 1))``
+        adds one column on the right and one row at the bottom of (N, C, H, W) images)
+    NumPy's per-axis pairs, first axis first: ``((0, 0), (0, 0), (top, bottom), (left, right))``
+
+    A negative width crops instead of padding, as PyTorch's constant mode does.  Only
+    mode='constant' exists (PyTorch also has 'reflect', 'replicate', 'circular')."""
+    if mode != "constant":
+        raise ValueError(f"pad: mode must be 'constant' (the only one tinynet has), got {mode!r}")
+    widths = _pad_widths(pad, x.ndim)
+    if any(n + before + after < 0 for n, (before, after) in zip(x.shape, widths)):
+        raise ValueError(f"pad: pad {pad!r} crops more than the input's shape "
+                         f"{tuple(x.shape)} holds")
+    if any(b < 0 or a < 0 for b, a in widths):          # crop first (an indexing op)
+        x = getitem(x, tuple(slice(-min(b, 0), n + min(a, 0))
+                             for n, (b, a) in zip(x.shape, widths)))
+        widths = tuple((max(b, 0), max(a, 0)) for b, a in widths)
+    if not any(b or a for b, a in widths):
+        return x
+    return Pad(widths, 0.0 if value is None else value)(x)
+
+
+def _pad_widths(pad, ndim):
+    """((before, after), ...) for every axis, from the flat or the per-axis form."""
+    def as_int(v):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"pad: widths must be ints, got {v!r} in pad={pad!r}")
+        return int(v)
+    try:
+        items = list(pad)
+    except TypeError:
+        raise TypeError(f"pad: pad must be a flat tuple of ints, last axis first, as PyTorch "
+                        f"(e.g. (0, 1, 0, 1)), or one (before, after) pair per axis; "
+                        f"got {pad!r}") from None
+    if items and all(isinstance(i, (tuple, list, np.ndarray)) for i in items):
+        if len(items) != ndim or any(len(i) != 2 for i in items):
+            raise ValueError(f"pad: the per-axis form needs one (before, after) pair per axis "
+                             f"of the {ndim}-D input, got {pad!r}")
+        return tuple((as_int(b), as_int(a)) for b, a in items)
+    flat = [as_int(v) for v in items]
+    if len(flat) % 2 or len(flat) > 2 * ndim:
+        raise ValueError(f"pad: the flat form needs an even number of ints, at most 2 per axis "
+                         f"({2 * ndim} for a {ndim}-D input), got {len(flat)}: {pad!r}")
+    pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]    # last axis first
+    return tuple([(0, 0)] * (ndim - len(pairs)) + pairs[::-1])
 
 
 def concat(tensors, axis=None, *, dim=None):

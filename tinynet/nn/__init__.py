@@ -5,4 +5,5 @@ from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Ide
                      LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, ReLU6, Sigmoid, Softmax,
                      Tanh)
 from .module import Module, Parameter, RemovableHandle
+from .padding import ConstantPad2d, ZeroPad2d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
