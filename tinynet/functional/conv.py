@@ -159,4 +159,101 @@ def _string_padding(x, padding, kernel, stride, dilation, op):
     return x, before
 
 
-__all__ = ["conv2d", "conv_output_size"]
+# ---- transposed convolution ------------------------------------------------------------------
+
+
+class ConvTranspose2d(Function):
+    """The transposed convolution is conv2d's input gradient used as a forward pass: a
+    conv2d maps (N, C_out, OH, OW) -> (N, C_in, H, W) with some weight w; its backward
+    maps dL/dy of shape (N, C_in, H, W) back to (N, C_out, OH, OW).  So, with the same
+    kernels,
+
+        forward:   y  = conv2d_backward_input(x, w)        ("scatter" each input pixel
+                                                             times the kernel into y)
+        backward:  dL/dx = conv2d_forward(dL/dy, w)         (the transpose of the transpose)
+                   dL/dw = conv2d_backward_weight(x, dL/dy) (x plays conv2d's dL/dy)
+                   dL/db = sum over n, i, j of dL/dy"""
+
+    def __init__(self, out_shape, stride, padding, dilation, groups):
+        self.out_shape = out_shape
+        self.geometry = (stride, padding, dilation, groups)
+
+    def forward(self, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        y = kernels.conv2d_backward_input(x, weight, self.out_shape, *self.geometry)
+        if bias is not None:
+            y = y + bias.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, grad):
+        x_input, w_input = self.inputs[:2]
+        grad_x = (kernels.conv2d_forward(grad, self.weight, *self.geometry)
+                  if x_input.requires_grad else None)
+        grad_w = (kernels.conv2d_backward_weight(self.x, grad, self.weight.shape, *self.geometry)
+                  if w_input.requires_grad else None)
+        if len(self.inputs) == 3:
+            return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
+        return grad_x, grad_w
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-D convolution ("deconvolution"), as ``torch.nn.functional.conv_transpose2d``
+    (same argument order): ``x`` (N, C_in, H, W), ``weight`` (C_in, C_out/groups, KH, KW)
+    (PyTorch's layout: the first axis is the *input* channels), ``bias`` (C_out,).
+
+        OH = (H - 1) SH - 2 PH + DH (KH - 1) + output_padding_h + 1        (likewise OW)
+
+    It is the gradient of conv2d with respect to its input: ``conv2d(y, weight, stride=s,
+    padding=p, dilation=d, groups=g)`` has (N, C_in, H, W) outputs for (N, C_out, OH, OW)
+    inputs, and conv_transpose2d goes the other way with the same weight.
+    ``output_padding`` (< stride) picks among the OH that conv2d maps to the same H.
+    Differences from PyTorch: PyTorch also accepts output_padding < dilation when it is not
+    < stride; string padding is not accepted (neither does PyTorch)."""
+    op = "conv_transpose2d"
+    x = float_tensor(x, "input", op)
+    weight = float_tensor(weight, "weight", op)
+    if bias is not None:
+        bias = float_tensor(bias, "bias", op)
+    same_device(op, input=x, weight=weight, bias=bias)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C_in, H, W), got shape {tuple(x.shape)}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (C_in, C_out/groups, KH, KW), got shape "
+                         f"{tuple(weight.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} dtype {t.dtype} differs from input dtype {x.dtype}")
+    stride = _positive_pair(stride, "stride", op)
+    dilation = _positive_pair(dilation, "dilation", op)
+    padding = _pair(padding, "padding", op)
+    output_padding = _pair(output_padding, "output_padding", op)
+    if min(padding) < 0:
+        raise ValueError(f"{op}: padding must be >= 0, got {padding}")
+    if not all(0 <= op_ < s for op_, s in zip(output_padding, stride)):
+        raise ValueError(f"{op}: output_padding must be >= 0 and smaller than stride {stride}, "
+                         f"got {output_padding}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    n, c_in, h, w = x.shape
+    if weight.shape[0] != c_in:
+        raise ValueError(f"{op}: input has C_in={c_in} channels, weight "
+                         f"{tuple(weight.shape)} expects weight.shape[0] = {weight.shape[0]}")
+    if c_in % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the input channels C_in={c_in}")
+    c_out = weight.shape[1] * groups
+    kh, kw = weight.shape[2:]
+    out_hw = tuple((size - 1) * s - 2 * p + d * (k - 1) + extra + 1 for size, s, p, d, k, extra
+                   in zip((h, w), stride, padding, dilation, (kh, kw), output_padding))
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: the output would be {out_hw} for input {tuple(x.shape)}; "
+                         f"padding {padding} is too large")
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},) (C_out = weight.shape[1] * "
+                         f"groups), got {tuple(bias.shape)}")
+    fn = ConvTranspose2d((n, c_out) + out_hw, stride, padding, dilation, groups)
+    return fn(x, weight) if bias is None else fn(x, weight, bias)
+
+
+__all__ = ["conv2d", "conv_transpose2d", "conv_output_size"]

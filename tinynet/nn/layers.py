@@ -123,6 +123,50 @@ class Conv2d(Module):
         return s
 
 
+class ConvTranspose2d(Module):
+    """Transposed convolution (N, C_in, H, W) -> (N, C_out, OH, OW), the input gradient of
+    a Conv2d(C_out, C_in) used as a layer (see ``F.conv_transpose2d``).
+
+    weight (C_in, C_out/groups, KH, KW) (PyTorch's layout), bias (C_out,);
+    OH = (H - 1) SH - 2 PH + DH (KH - 1) + output_padding + 1.  Initialization as PyTorch:
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = weight.shape[1] * KH * KW."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("groups", groups)):
+            _check_positive(value, name, "ConvTranspose2d")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.output_padding = _pair(output_padding, "output_padding")
+        self.dilation = _pair(dilation, "dilation")
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups)
+                                         + self.kernel_size, dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _reset_weight_and_bias(self)     # fan_in from weight.shape[1], as PyTorch
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}, groups={self.groups}, "
+                f"dilation={self.dilation}, bias={self.bias is not None}")
+
+
 # ---- pooling --------------------------------------------------------------------------
 
 class MaxPool2d(Module):
