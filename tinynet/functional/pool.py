@@ -9,17 +9,25 @@ over the input padded by (PH, PW) on each side; OH = floor((H + 2 PH - KH) / SH)
     average pooling  y[n, c, i, j] = 1/(KH KW) sum_{u, v} x[n, c, i SH + u - PH, j SW + v - PW]
                      (padding counts as 0 and is counted, PyTorch's count_include_pad=True);
                      each input of a window gets 1/(KH KW) of the window's dL/dy.
-    adaptive average pooling: a fixed output size; bin i covers rows
+    adaptive average (max) pooling: a fixed output size; bin i covers rows
                      floor(i H / OH) .. ceil((i + 1) H / OH) - 1 (bins may overlap), as PyTorch.
     global average pooling: the mean over H and W, (N, C, H, W) -> (N, C).
+
+PyTorch's options are built around the kernels (so every kernel setting has them):
+ceil_mode rounds OH up, OH = ceil((H + 2 PH - KH) / SH) + 1 (less 1 if the last window
+would start in the right padding), by padding the bottom/right explicitly beforehand
+(with -inf for max, 0 for average); count_include_pad=False and divisor_override rescale
+the kernel's window means by KH KW / divisor, a constant per output position.
 """
 import numpy as np
 
 from .. import backend, kernels
-from ..autograd import Function
+from ..autograd import Function, Tensor
 from ..kernels import conv_output_size
 from ._checks import float_tensor
 from .math import mean as _mean
+from .math import mul as _mul
+from .shape import pad as _pad
 
 
 class MaxPool2d(Function):
@@ -76,26 +84,153 @@ def _bin_matrix(xp, size, out, dtype):
     return (inside / (end - start)[:, None]).astype(dtype)
 
 
+class AdaptiveMaxPool2d(Function):
+    """Max over PyTorch's adaptive bins (see _bin_bounds).  Forward loops over the OH x OW
+    bins (vectorized over N and C) and remembers each maximum's flat index h*W + w, so
+    backward is max pooling's own scatter kernel.  The first maximum wins a tie; NaN wins."""
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        n, c, h, w = self.x_shape = x.shape
+        (oh, ow) = self.output_size
+        rows, cols = _bin_bounds(h, oh), _bin_bounds(w, ow)
+        y = xp.empty((n, c, oh, ow), dtype=x.dtype)
+        self.argmax = xp.empty((n, c, oh, ow), dtype=np.int64)
+        for i, (h0, h1) in enumerate(rows):
+            for j, (w0, w1) in enumerate(cols):
+                window = x[:, :, h0:h1, w0:w1].reshape(n, c, -1)
+                k = xp.argmax(window, axis=2)             # first maximum, or first NaN
+                y[:, :, i, j] = xp.take_along_axis(window, k[:, :, None], axis=2)[:, :, 0]
+                self.argmax[:, :, i, j] = (h0 + k // (w1 - w0)) * w + w0 + k % (w1 - w0)
+        return y
+
+    def backward(self, grad):
+        return kernels.max_pool2d_backward(grad, self.argmax, self.x_shape)
+
+
+def _bin_bounds(size, out):
+    """[(start, end)] of PyTorch's adaptive bins: floor(i size/out) .. ceil((i+1) size/out)."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
 # ---- the functional API --------------------------------------------------------------
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel."""
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+
+    ceil_mode       round the output size up (windows may hang over the bottom/right edge)
+    return_indices  also return each maximum's flat index h*W + w in its (n, c) plane, as
+                    PyTorch (an integer Tensor)
+    dilation        only 1 (PyTorch's max pooling also dilates; tinynet's does not)"""
     op = "max_pool2d"
+    if dilation not in (1, (1, 1)):
+        raise ValueError(f"{op}: dilation must be 1 (tinynet's max pooling does not dilate), "
+                         f"got {dilation!r}")
     x, kernel, stride, padding = _pool_args(op, x, kernel_size, stride, padding)
-    return MaxPool2d(kernel, stride, padding)(x)
+    x, extra = _ceil_mode_padding(x, kernel, stride, padding, ceil_mode, -np.inf)
+    fn = MaxPool2d(kernel, stride, padding)
+    y = fn(x)
+    if not return_indices:
+        return y
+    indices = fn.argmax                 # forward keeps it (backward needs it)
+    if extra[1]:          # an index into the padded plane: the same row and column
+        w, wp = x.shape[3] - extra[1], x.shape[3]
+        indices = (indices // wp) * w + indices % wp
+    return y, Tensor(indices)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Mean over KH x KW windows of ``x`` (N, C, H, W), zero padding included in the count;
-    ``stride`` defaults to the kernel."""
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+
+    count_include_pad  True (PyTorch's default): zero padding counts in the divisor;
+                       False: only the real inputs of each window count
+    ceil_mode          round the output size up; the part of a window hanging over the
+                       padded input never counts (as PyTorch)
+    divisor_override   divide every window sum by this number instead"""
     op = "avg_pool2d"
     x, kernel, stride, padding = _pool_args(op, x, kernel_size, stride, padding)
-    return AvgPool2d(kernel, stride, padding)(x)
+    if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
+            divisor_override, (int, np.integer)) or divisor_override <= 0):
+        raise ValueError(f"{op}: divisor_override must be a positive int or None, got "
+                         f"{divisor_override!r}")
+    h, w = x.shape[2:]
+    x, _ = _ceil_mode_padding(x, kernel, stride, padding, ceil_mode, 0.0)
+    y = AvgPool2d(kernel, stride, padding)(x)
+    divisor = _avg_divisor((h, w), y.shape[2:], kernel, stride, padding, count_include_pad,
+                           divisor_override)
+    if divisor is None:
+        return y
+    scale = (kernel[0] * kernel[1] / divisor).astype(x.dtype)   # kernel mean -> wanted mean
+    return _mul(y, backend.move(scale, x.device))
+
+
+def _ceil_mode_padding(x, kernel, stride, padding, ceil_mode, value):
+    """With ceil_mode, pad the bottom/right with ``value`` so that the kernels (which floor)
+    produce PyTorch's ceil-mode output size.  Returns (x, (extra rows, extra columns))."""
+    if not ceil_mode:
+        return x, (0, 0)
+    extra = []
+    for size, k, s, p in zip(x.shape[2:], kernel, stride, padding):
+        out = _ceil_output_size(size, k, s, p)
+        extra.append(max(0, (out - 1) * s + k - (size + 2 * p)))
+    if any(extra):
+        x = _pad(x, (0, extra[1], 0, extra[0]), value=value)
+    return x, tuple(extra)
+
+
+def _ceil_output_size(size, kernel, stride, padding):
+    """PyTorch's pooling output size with ceil_mode=True."""
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:       # the last window would start in padding
+        out -= 1
+    return out
+
+
+def _avg_divisor(size, out, kernel, stride, padding, count_include_pad, divisor_override):
+    """(OH, OW) array of what each window sum is divided by, as PyTorch; None when that is
+    KH KW everywhere (the kernels' own mean)."""
+    if divisor_override is not None:
+        return np.full(out, float(divisor_override))
+    counts = []
+    for n, o, k, s, p in zip(size, out, kernel, stride, padding):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)              # the window within the padded input
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)   # within the real input
+        counts.append(end - start)
+    divisor = counts[0][:, None] * counts[1][None, :]
+    if np.all(divisor == kernel[0] * kernel[1]):
+        return None
+    return divisor.astype(np.float64)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """Max pooling to a fixed ``output_size`` (int or (OH, OW); None keeps that axis), over
+    PyTorch's adaptive bins; with ``return_indices`` also each maximum's flat index."""
+    op = "adaptive_max_pool2d"
+    x, (oh, ow) = _adaptive_args(x, output_size, op)
+    fn = AdaptiveMaxPool2d((oh, ow))
+    y = fn(x)
+    return (y, Tensor(fn.argmax)) if return_indices else y
 
 
 def adaptive_avg_pool2d(x, output_size):
     """Average pooling to a fixed ``output_size`` (int or (OH, OW); None keeps that axis)."""
     op = "adaptive_avg_pool2d"
+    x, (oh, ow) = _adaptive_args(x, output_size, op)
+    h, w = x.shape[2:]
+    if h % oh == 0 and w % ow == 0:             # equal bins: a plain average pooling
+        kernel = (h // oh, w // ow)
+        return AvgPool2d(kernel, kernel, (0, 0))(x)
+    return AdaptiveAvgPool2d((oh, ow))(x)
+
+
+def _adaptive_args(x, output_size, op):
     x = _input_4d(x, op)
     h, w = x.shape[2:]
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
@@ -104,10 +239,7 @@ def adaptive_avg_pool2d(x, output_size):
     oh, ow = _pair(output_size, "output_size", op)
     if oh < 1 or ow < 1:
         raise ValueError(f"{op}: output_size must be >= 1, got {(oh, ow)}")
-    if h % oh == 0 and w % ow == 0:             # equal bins: a plain average pooling
-        kernel = (h // oh, w // ow)
-        return AvgPool2d(kernel, kernel, (0, 0))(x)
-    return AdaptiveAvgPool2d((oh, ow))(x)
+    return x, (oh, ow)
 
 
 def global_avg_pool2d(x):
@@ -154,4 +286,5 @@ def _pool_args(op, x, kernel_size, stride, padding):
     return x, kernel, stride, padding
 
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+           "global_avg_pool2d"]
