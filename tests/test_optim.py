@@ -135,6 +135,12 @@ def test_bad_arguments():
     ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
     ("Adam", dict(lr=0.01)),
     ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("AdamW", dict()), ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("RMSprop", dict()), ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.003, alpha=0.9, eps=1e-6, momentum=0.5, centered=True,
+                     weight_decay=0.01)),
 ])
 def test_matches_torch_optim(name, kwargs):
     torch = pytest.importorskip("torch")

@@ -7,34 +7,7 @@ import tinynet as tn
 import tinynet.functional as F
 from tinynet import data, nn, optim
 
-OPTIMIZERS = [
-    ("AdamW", dict()), ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
-    ("RMSprop", dict()), ("RMSprop", dict(lr=0.01, momentum=0.9)),
-    ("RMSprop", dict(lr=0.01, centered=True, weight_decay=0.1)),
-    ("RMSprop", dict(lr=0.003, alpha=0.9, eps=1e-6, momentum=0.5, centered=True,
-                     weight_decay=0.01)),
-    ("Adam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
-]
-
-
-@pytest.mark.parametrize("name, kwargs", OPTIMIZERS, ids=str)
-def test_optimizers_match_torch(name, kwargs):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    start = [rng.standard_normal((3, 2)), rng.standard_normal(3)]
-    ours = [nn.Parameter(s.copy()) for s in start]
-    theirs = [torch.tensor(s.copy(), requires_grad=True) for s in start]
-    opt_ours = getattr(optim, name)(ours, **kwargs)
-    opt_theirs = getattr(torch.optim, name)(theirs, **kwargs)
-    for _ in range(6):
-        for p, q in zip(ours, theirs):
-            g = rng.standard_normal(p.shape)
-            p.grad, q.grad = g.copy(), torch.tensor(g)
-        opt_ours.step()
-        opt_theirs.step()
-    for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14)
-    assert set(opt_ours.state_dict()["state"][0]) == set(opt_theirs.state_dict()["state"][0])
+# AdamW and RMSprop against torch.optim: in test_optim.py's test_matches_torch_optim.
 
 
 def test_adamw_and_rmsprop_one_step_by_hand():

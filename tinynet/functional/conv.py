@@ -71,11 +71,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                        is a depthwise convolution
     """
     op = "conv2d"
-    x = float_tensor(x, "input", op)
-    weight = float_tensor(weight, "weight", op)
-    if bias is not None:
-        bias = float_tensor(bias, "bias", op)
-    same_device(op, input=x, weight=weight, bias=bias)
+    x, weight, bias = _float_inputs(op, x, weight, bias)
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got {x.ndim}-D "
                          f"with shape {tuple(x.shape)}")
@@ -125,6 +121,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, padding, dilation, groups)(*inputs)
+
+
+def _float_inputs(op, x, weight, bias):
+    """input, weight and bias (or None) as floating Tensors on one device."""
+    x = float_tensor(x, "input", op)
+    weight = float_tensor(weight, "weight", op)
+    if bias is not None:
+        bias = float_tensor(bias, "bias", op)
+    same_device(op, input=x, weight=weight, bias=bias)
+    return x, weight, bias
 
 
 def _pair(value, name, op):
@@ -211,11 +217,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     Differences from PyTorch: PyTorch also accepts output_padding < dilation when it is not
     < stride; string padding is not accepted (neither does PyTorch)."""
     op = "conv_transpose2d"
-    x = float_tensor(x, "input", op)
-    weight = float_tensor(weight, "weight", op)
-    if bias is not None:
-        bias = float_tensor(bias, "bias", op)
-    same_device(op, input=x, weight=weight, bias=bias)
+    x, weight, bias = _float_inputs(op, x, weight, bias)
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C_in, H, W), got shape {tuple(x.shape)}")
     if weight.ndim != 4:
