@@ -248,18 +248,19 @@ class Tensor:
     __hash__ = object.__hash__    # tensors are graph nodes, hashed by identity
 
     # ---- PyTorch-named methods (reductions take axis=/keepdims= or dim=/keepdim=) --------
-    def sum(self, axis=None, keepdims=None, **dim): return _math.sum(self, axis, keepdims, **dim)
-    def mean(self, axis=None, keepdims=None, **dim):
-        return _math.mean(self, axis, keepdims, **dim)
-    def max(self, axis=None, keepdims=None, **dim):
+    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _math.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _math.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
         """Values only with ``axis``; PyTorch's (values, indices) with ``dim=``."""
-        return _math.max(self, axis, keepdims, **dim)
-    def min(self, axis=None, keepdims=None, **dim):
-        return _math.min(self, axis, keepdims, **dim)
-    def argmax(self, axis=None, keepdims=None, **dim):
-        return _math.argmax(self, axis, keepdims, **dim)
-    def argmin(self, axis=None, keepdims=None, **dim):
-        return _math.argmin(self, axis, keepdims, **dim)
+        return _math.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _math.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def argmax(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _math.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    def argmin(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _math.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
     def clamp(self, min=None, max=None): return _math.clamp(self, min, max)
     def squeeze(self, dim=None): return _math.squeeze(self, dim)
     def unsqueeze(self, dim): return _math.unsqueeze(self, dim)

@@ -408,11 +408,11 @@ def binary_cross_entropy(probs, targets, reduction="mean", *, weight=None):
     reduction = check_reduction(reduction, op)
     probs = float_tensor(probs, "probs", op)
     targets = _target(targets, probs, op, "probs", "targets")
-    data = backend.to_cpu(probs.data)
-    if data.size and not (0 <= data.min() and data.max() <= 1):
-        raise ValueError(f"{op}: probs must lie in [0, 1], got values in "
-                         f"[{data.min()}, {data.max()}]; for scores use "
-                         "binary_cross_entropy_with_logits")
+    if probs.numel():
+        low, high = float(probs.data.min()), float(probs.data.max())
+        if not (0 <= low and high <= 1):
+            raise ValueError(f"{op}: probs must lie in [0, 1], got values in [{low}, {high}]; "
+                             "for scores use binary_cross_entropy_with_logits")
     weight = _broadcast_weight(weight, probs, "weight", op)
     return BCE(reduction, weight)(probs, targets)
 
