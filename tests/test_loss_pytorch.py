@@ -139,3 +139,23 @@ def test_bce_by_hand_and_gradcheck():
         F.binary_cross_entropy(tn.tensor([1.5]), [1.0])
     with pytest.raises(ValueError, match="pos_weight of shape"):
         F.binary_cross_entropy_with_logits(tn.tensor(X), T, pos_weight=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [dict(weight=WEIGHT), dict(ignore_index=3),
+                                     dict(weight=WEIGHT, ignore_index=0)], ids=str)
+def test_nll_loss_weight_and_ignore_index_match_torch(options, reduction):
+    torch = pytest.importorskip("torch")
+    th_opts = {k: torch.tensor(v) if k == "weight" else v for k, v in options.items()}
+    _compare(lambda x, y, reduction: F.nll_loss(x, y, reduction, **options),
+             lambda x, y, reduction: torch.nn.functional.nll_loss(
+                 x, y, reduction=reduction, **th_opts),
+             [LOGITS, LABELS], reduction, [True, False])
+
+
+def test_nll_loss_weighted_by_hand_and_gradcheck():
+    log_p = np.log(np.array([[0.5, 0.5], [0.25, 0.75], [0.9, 0.1]]))
+    # rows 0 and 1 (labels 0, 1; weights 1, 3), row 2 ignored
+    got = F.nll_loss(tn.tensor(log_p), [0, 1, -100], weight=[1.0, 3.0]).item()
+    assert got == pytest.approx(-(log_p[0, 0] + 3 * log_p[1, 1]) / 4, rel=1e-12)
+    assert tn.gradcheck(lambda x: F.nll_loss(x, LABELS, weight=WEIGHT, ignore_index=1), LOGITS)

@@ -118,24 +118,38 @@ class TargetCrossEntropy(Function):
 
 
 class NLLLoss(Function):
-    """loss_n = -log_probs[n, labels_n]: picks the log-probability of the right class.
+    """loss_n = -w_n log_probs[n, labels_n]: picks the log-probability of the right class,
+    weighted by w_n = weight[labels_n] (1 without weights, 0 for an ignored row).
 
-    Backward puts -1 (times the upstream gradient) at each picked entry, 0 elsewhere."""
+    Backward puts -w_n (times the upstream gradient) at each picked entry, 0 elsewhere.
+    'mean' divides by ``denominator``: N, or the summed w_n (PyTorch's weighted mean)."""
 
-    def __init__(self, labels, reduction):
+    def __init__(self, labels, reduction, row_weight=None, denominator=None):
         self.labels, self.reduction = labels, reduction
+        self.row_weight, self.denominator = row_weight, denominator
 
     def forward(self, log_probs):
         xp = backend.get_array_module(log_probs)
         self.shape = log_probs.shape
         rows = xp.arange(log_probs.shape[0])
-        return _reduce(-log_probs[rows, self.labels], self.reduction)
+        losses = -log_probs[rows, self.labels]
+        if self.row_weight is None:
+            return _reduce(losses, self.reduction)
+        losses = losses * self.row_weight
+        if self.reduction == "mean":
+            return xp.asarray(losses.sum() / self.denominator, dtype=losses.dtype)
+        return _reduce(losses, self.reduction)
 
     def backward(self, grad):
         xp = backend.get_array_module(grad)
         n = self.shape[0]
+        if self.row_weight is None:
+            g = _reduced_grad(grad, (n,), self.reduction)
+        else:
+            g = grad / self.denominator if self.reduction == "mean" else grad
+            g = g * self.row_weight
         grad_in = xp.zeros(self.shape, dtype=grad.dtype)
-        grad_in[xp.arange(n), self.labels] = -_reduced_grad(grad, (n,), self.reduction)
+        grad_in[xp.arange(n), self.labels] = -g
         return grad_in
 
 
@@ -329,13 +343,7 @@ def cross_entropy(logits, labels, reduction="mean", *, weight=None, ignore_index
     label_smoothing = check_number(label_smoothing, "label_smoothing", op, 0.0, 1.0)
     n, classes = logits.shape
     xp = backend.get_array_module(logits.data)
-    if weight is not None:
-        weight = _as_array(weight.data if isinstance(weight, Tensor) else weight,
-                           dtype=logits.dtype)
-        if weight.shape != (classes,):
-            raise ValueError(f"{op}: weight must have one entry per class, shape ({classes},), "
-                             f"got {tuple(weight.shape)}")
-        weight = backend.move(weight, logits.device)
+    weight = _class_weight(weight, logits, op)
     if _is_probability_target(labels):
         target = _target(labels, logits, op, "logits", "labels (class probabilities)")
         if label_smoothing:
@@ -366,13 +374,37 @@ def _is_probability_target(labels):
     return data.dtype.kind == "f" and data.ndim == 2
 
 
-def nll_loss(log_probs, labels, reduction="mean"):
-    """Negative log-likelihood: -log_probs[n, labels[n]], averaged over the batch."""
+def nll_loss(log_probs, labels, reduction="mean", *, weight=None, ignore_index=-100):
+    """Negative log-likelihood: -log_probs[n, labels[n]], averaged over the batch.
+
+    As PyTorch: ``weight`` (C,) weighs row n by weight[labels[n]], rows whose label is
+    ``ignore_index`` count neither in the sum nor in the mean, and 'mean' divides by the
+    summed weights of the rows counted."""
     op = "nll_loss"
     reduction = check_reduction(reduction, op)
     log_probs = _scores(log_probs, "log_probs", op)
-    labels = _class_labels(labels, log_probs, op, "log_probs")
-    return NLLLoss(labels, reduction)(log_probs)
+    labels = _class_labels(labels, log_probs, op, "log_probs", ignore_index)
+    weight = _class_weight(weight, log_probs, op)
+    counted = labels != ignore_index
+    if weight is None and bool(counted.all()):
+        return NLLLoss(labels, reduction)(log_probs)          # the common, fast case
+    xp = backend.get_array_module(log_probs.data)
+    class_weight = xp.ones(log_probs.shape[1], log_probs.dtype) if weight is None else weight
+    safe_labels = xp.where(counted, labels, 0)                # any valid index; weight 0
+    row_weight = class_weight[safe_labels] * counted
+    return NLLLoss(safe_labels, reduction, row_weight, row_weight.sum())(log_probs)
+
+
+def _class_weight(weight, scores, op):
+    """``weight`` as a (C,) constant array of the scores' dtype and device, or None."""
+    if weight is None:
+        return None
+    classes = scores.shape[1]
+    weight = _as_array(weight.data if isinstance(weight, Tensor) else weight, dtype=scores.dtype)
+    if weight.shape != (classes,):
+        raise ValueError(f"{op}: weight must have one entry per class, shape ({classes},), "
+                         f"got {tuple(weight.shape)}")
+    return backend.move(weight, scores.device)
 
 
 def mse_loss(input, target, reduction="mean"):
