@@ -7,6 +7,7 @@
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import cuda_available
 from .trace import BackwardTrace, trace_backward
+from .graph import draw_graph
 from .random import manual_seed
 from .gradcheck import GradcheckError, KinkError, gradcheck
 from . import functional, nn, optim, data
