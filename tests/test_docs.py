@@ -80,6 +80,22 @@ def test_chapter_runs_and_draws_what_it_shows(chapter, tmp_path, monkeypatch):
             f"{chapter.name} shows images/{name} but its code did not draw out/{name}"
 
 
+def test_a_chapter_becomes_a_notebook_with_one_code_cell_per_block(tmp_path):
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("to_notebook", DOCS / "to_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    chapter = DOCS / "02_xor_backprop.md"
+    (path,) = module.main([str(chapter), "--out", str(tmp_path)])
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4
+    code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert code == [block.rstrip("\n") for block in python_blocks(chapter)]
+    prose = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    assert prose.startswith("# 2. XOR") and "```" not in prose and "delta2 = dL/dz2" in prose
+
+
 README_BLOCKS = python_blocks(README)
 
 
