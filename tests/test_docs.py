@@ -58,6 +58,11 @@ def test_there_are_nine_chapters_and_an_index():
     index = (DOCS / "README.md").read_text(encoding="utf-8")
     for chapter in CHAPTERS:
         assert f"]({chapter.name})" in index, f"docs/README.md does not link {chapter.name}"
+    lecture = ('"Neural Network Explanations" (Explainable AI, Dr. Stefan Heindorf, '
+               'Paderborn University)')
+    for page in (README, CHAPTERS[0], DOCS / "README.md"):
+        assert lecture in " ".join(page.read_text(encoding="utf-8").split()), \
+            f"{page.name} does not name the lecture"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
