@@ -167,12 +167,32 @@ def save_plots(out_dir, predict_linear, predict_mlp, losses_linear, losses_mlp, 
                                 ("mlp", "hidden layer  sigma(sigma(x^T W1) W2)", predict_mlp)]:
         with tn.no_grad():
             p = predict(tn.tensor(points)).numpy().reshape(g1.shape)
-        fig, ax = plt.subplots(figsize=(4.5, 4))
+        fig, ax = plt.subplots(figsize=(5, 4.6))
+        flat = p.max() - p.min() < 0.05        # no boundary to draw: y_hat ~ 0.5 everywhere
+        if flat:
+            p = np.full_like(p, p.mean())        # one colour, not rounding noise around 0.5
         im = ax.contourf(g1, g2, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
-        ax.contour(g1, g2, p, levels=[0.5], colors="k", linewidths=1.5)
-        ax.scatter(X[:, 1], X[:, 2], c=Y.ravel(), cmap="RdBu_r", edgecolors="k", s=120,
-                   vmin=0, vmax=1)
-        ax.set(xlabel="x1", ylabel="x2", title=f"{title}\naccuracy {accs[key]:.0%}")
+        if not flat and p.min() < 0.5 < p.max():
+            ax.contour(g1, g2, p, levels=[0.5], colors="k", linewidths=1.5)
+            ax.plot([], [], "k-", label="model's boundary y_hat = 0.5")
+        subtitle = f"accuracy {accs[key]:.0%}"
+        if key == "linear":
+            # No line puts (0,1), (1,0) on one side and (0,0), (1,1) on the other; the best
+            # a line can do is 3 of 4, e.g. x1 + x2 = 0.5 (wrong only on (1, 1)).
+            ax.plot([-0.5, 1.0], [1.0, -0.5], "k--", lw=1.5,
+                    label="best line x1 + x2 = 0.5: 3 of 4 right")
+            if flat:
+                subtitle += (": y_hat = 0.5 everywhere (beta = 0)\nno line separates XOR, "
+                             "so the best fit is no better than chance")
+            else:
+                subtitle += ": no line separates XOR (at most 75%)"
+        for label, colour in ((0, "tab:blue"), (1, "tab:red")):
+            rows = Y.ravel() == label
+            ax.scatter(X[rows, 1], X[rows, 2], color=colour, edgecolors="k", s=120, zorder=3,
+                       label=f"y = {label} ({'x1 = x2' if label == 0 else 'x1 != x2'})")
+        ax.set(xlabel="x1", ylabel="x2", xlim=(-0.5, 1.5), ylim=(-0.5, 1.5))
+        ax.set_title(f"{title}\n{subtitle}", fontsize=9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
         fig.colorbar(im, ax=ax, label="y_hat")
         fig.tight_layout()
         paths[key] = os.path.join(out_dir, f"xor_{key}_boundary.png")
@@ -193,12 +213,17 @@ def save_plots(out_dir, predict_linear, predict_mlp, losses_linear, losses_mlp, 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m demos.xor", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("out", "xor"), help="folder for the PNG files")
-    parser.add_argument("--hidden", type=int, default=4, help="hidden units H")
-    parser.add_argument("--steps", type=int, default=2000, help="gradient-descent steps")
-    parser.add_argument("--lr", type=float, default=2.0, help="learning rate")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="python -m demos.xor", description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("out", "xor"),
+                        help="folder for the PNG files (made if missing)")
+    parser.add_argument("--hidden", type=int, default=4, help="hidden units H of the network")
+    parser.add_argument("--steps", type=int, default=2000,
+                        help="gradient-descent steps for each of the two models")
+    parser.add_argument("--lr", type=float, default=2.0, help="learning rate of gradient descent")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random initial weights")
     args = parser.parse_args(argv)
     if args.hidden < 1 or args.steps < 1 or not args.lr > 0:
         parser.error("--hidden and --steps must be >= 1 and --lr > 0")

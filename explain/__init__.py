@@ -1,15 +1,33 @@
 """explain: explanations of tinynet models, built only on tinynet's public API.
 
+The methods of the lecture "Neural Network Explanations" (Explainable AI, Dr. Stefan
+Heindorf, Paderborn University), in its notation, and checks that grade them.
+docs/06_feature_visualization.md to docs/09_grading_explanations.md walk through them.
+
     import explain
     explain.vanilla_gradient(model, x, target)             # dS_c/dx (Simonyan et al.)
-    explain.grad_cam(model, x, target, layer="features.7") # Grad-CAM (Selvaraju et al.)
-    explain.smoothgrad(model, x, target, n_samples=50)     # SmoothGrad (Smilkov et al.)
-    explain.activation_maximization(model, layer, unit)    # feature visualization (Olah et al.)
+    explain.smoothgrad(model, x, target, n_samples=50)     # 1/n sum R(x + g_i) (Smilkov et al.)
+    explain.grad_cam(model, x, target, layer="features.7") # ReLU(sum_k alpha_k^c A^k) (Selvaraju et al.)
+    explain.activation_maximization(model, layer, unit)    # x* = argmax_x h(x) (Olah et al.)
     explain.tcav(model, layer, target, concept, randoms, class_inputs)   # TCAV (Kim et al.)
 
-and the checks that grade them (``explain.sanity``): model-parameter randomization,
-deletion/insertion curves, fragility.  Plots live in ``explain.plot`` (matplotlib is imported
-only there).
+What is where, in reading order:
+
+    _common.py       class_score_gradients (one forward, S_c, one backward; eval mode,
+                     weights untouched), layer lookup by name, hooks
+    saliency.py      vanilla_gradient, gradient_x_input, integrated_gradients,
+                     guided_backprop, channel_max, split_signs
+    smoothgrad.py    smoothgrad, smoothgrad_squared, vargrad
+    gradcam.py       grad_cam, guided_grad_cam
+    featurevis.py    activation_maximization (transforms, Fourier images), top_examples
+    tcav.py          train_cav, sensitivities, tcav_score, tcav (random runs, t-test)
+    sanity.py        model_parameter_randomization, deletion_curve, insertion_curve,
+                     compare_methods, fragility (the checks that grade explanations)
+    plot.py          figures (matplotlib is imported only there)
+    toy.py           small tasks with a known right answer and CNNs trained on them in seconds
+
+Every method runs the model in eval mode and hands each module its mode back; gradients are
+taken even inside tn.no_grad(); the model's parameters and their .grad are left as they were.
 """
 from .saliency import (channel_max, gradient_x_input, guided_backprop, integrated_gradients,
                        split_signs, vanilla_gradient)

@@ -29,3 +29,16 @@ def test_hand_written_backprop_equals_autograd():
     diff = xor.explain_backward(w1, w2, out=lines.append)
     assert diff < 1e-12
     assert any("autograd W1.grad" in line for line in lines)
+
+
+def test_help_shows_every_option_with_its_default(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        xor.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in [("--out", "out/xor"), ("--hidden", "4"), ("--steps", "2000"),
+                            ("--lr", "2.0"), ("--seed", "0")]:
+        after = text[text.index(f"{option} {option.lstrip('-').upper()} "):]
+        help_text = after[:after.index("(default")]
+        assert len(help_text.split()) > 3, f"{option} has no help text"
+        assert after.index(f"(default: {default})") < 200
