@@ -36,22 +36,25 @@ class Transpose(Function):
 
 class GetItem(Function):
     """x[index].  Backward scatters the gradient into zeros; ``add.at`` so that an index
-    repeated in a fancy index accumulates instead of overwriting."""
+    repeated in a fancy index accumulates instead of overwriting.
 
-    def __init__(self, index):
-        self.index = index
+    ``select`` is a basic index (integers, slices) applied first, ``index`` the rest: see
+    ``getitem`` for why an index is split in two."""
+
+    def __init__(self, index, select=None):
+        self.index, self.select = index, select
 
     def forward(self, x):
         self.in_shape = x.shape
+        if self.select is not None:
+            x = x[self.select]                     # a view: basic indexing copies nothing
         return x[self.index]
 
     def backward(self, grad):
         xp = backend.get_array_module(grad)
         grad_x = xp.zeros(self.in_shape, dtype=grad.dtype)
-        if xp is np:
-            np.add.at(grad_x, self.index, grad)
-        else:
-            xp.add.at(grad_x, self.index, grad)
+        target = grad_x if self.select is None else grad_x[self.select]   # a view into it
+        xp.add.at(target, self.index, grad)
         return grad_x
 
 
@@ -116,11 +119,49 @@ def transpose(x, axes=None):
 
 
 def getitem(x, index):
+    """x[index] with PyTorch's placement rule for mixed indices.
+
+    NumPy counts an integer as an index array: in ``a[0, :, [0, 1, 2]]`` the integer and the
+    list are "separated by a slice", so NumPy puts the list's axis first.  PyTorch first
+    applies the integers (each removes its axis) and only then the index arrays, so the list's
+    axis stays where the list was.  tinynet does as PyTorch: ``x[integers][rest]``."""
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem(index)(x)
+    select, rest = _split_integers(index)
+    return GetItem(rest, select)(x)
+
+
+def _is_integer(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _split_integers(index):
+    """(integer part, rest) of an index that mixes integers with index arrays, where NumPy
+    and PyTorch differ; (None, index) for every other index."""
+    if not isinstance(index, tuple):
+        return None, index
+    is_array = [not (_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice))
+                for i in index]
+    if not any(is_array) or not any(_is_integer(i) for i in index):
+        return None, index
+    select, rest = [], []
+    for i, array in zip(index, is_array):
+        if _is_integer(i):
+            select.append(i)                       # applied now: its axis disappears
+        elif i is None:
+            select.append(None)                    # the new axis is made now ...
+            rest.append(slice(None))               # ... and kept whole afterwards
+        elif array:
+            a = np.asarray(i) if isinstance(i, (list, tuple)) else i
+            covered = a.ndim if a.dtype == bool else 1      # a mask spans a.ndim axes
+            select.extend([slice(None)] * covered)
+            rest.append(i)
+        else:                                      # a slice or Ellipsis: passes through
+            select.append(i if i is Ellipsis else slice(None))
+            rest.append(i)
+    return tuple(select), tuple(rest)
 
 
 def pad(x, pad_width, value=0.0):
