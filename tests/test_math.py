@@ -412,3 +412,32 @@ def test_property_transpose_and_reshape(x, data):
     perm = tuple(data.draw(st.permutations(range(x.ndim))))
     np.testing.assert_array_equal(forward(lambda t: F.transpose(t, perm), x), x.transpose(perm))
     assert tn.gradcheck(lambda t: F.transpose(t, perm).reshape(-1), x)
+
+
+# ---- number ** tensor ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("base", [-2.0, 0.0, 0.5, 2.0, np.e, np.float64(3.0)])
+def test_number_to_the_tensor_as_pytorch(base, rng):
+    # once exp(x ln b): NaN for a negative base, 0 ** 0 = NaN
+    torch = pytest.importorskip("torch")
+    x = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+    upstream = rng.standard_normal(x.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = base ** xt
+    yt.backward(torch.tensor(upstream))
+    xn = tn.tensor(x, requires_grad=True)
+    y = base ** xn
+    y.backward(upstream)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(xn.grad, xt.grad.numpy(), rtol=1e-14)
+    assert (base ** tn.tensor(x.astype(np.float32))).dtype == np.float32
+
+
+def test_number_to_the_tensor_by_hand():
+    np.testing.assert_array_equal(((-2.0) ** tn.tensor([0.0, 1.0, 2.0, 3.0])).numpy(),
+                                  [1, -2, 4, -8])
+    np.testing.assert_array_equal((0.0 ** tn.tensor([0.0, 1.0])).numpy(), [1, 0])
+    x = np.array([0.3, -1.2, 2.0])
+    assert tn.gradcheck(lambda t: 2.5 ** t, x)
+    base = np.array([[0.5], [3.0]])                       # an array base broadcasts
+    assert tn.gradcheck(lambda t: base ** t, x)

@@ -233,7 +233,7 @@ class Tensor:
     def __truediv__(self, other): return _math.div(self, other)
     def __rtruediv__(self, other): return _math.div(other, self)
     def __pow__(self, exponent): return _math.pow(self, exponent)
-    def __rpow__(self, base): return _math.exp(self * float(np.log(base)))   # b^x = e^(x ln b)
+    def __rpow__(self, base): return _math.rpow(base, self)
     def __neg__(self): return _math.neg(self)
     def __abs__(self): return _math.abs(self)
     def __matmul__(self, other): return _math.matmul(self, other)

@@ -107,6 +107,34 @@ class Pow(Function):
         return grad * (p * self.x ** (p - 1))
 
 
+class RPow(Function):
+    """b ** x for a constant base b (a number or array) and a tensor exponent x.
+
+    Computed as a power, not as exp(x ln b): a negative base with an integer exponent is
+    fine ((-2) ** 3 = -8) and 0 ** 0 = 1.  d(b^x)/dx = b^x ln b; as PyTorch, the slope is 0
+    where b = 0 and x >= 0 (there b^x is 0 or 1 and ln 0 = -inf would give NaN), and NaN
+    for a negative base (ln b is undefined)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        base = xp.asarray(self.base, dtype=x.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.y = xp.power(base, x)
+        self.x, self.base_array = x, base
+        return self.y
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        base = self.base_array
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = self.y * xp.log(base)
+        slope = xp.where((base == 0) & (self.x >= 0), 0, slope).astype(grad.dtype, copy=False)
+        return unbroadcast(grad * slope, self.x.shape)
+
+
 class Exp(Function):
     def forward(self, x):
         self.y = backend.get_array_module(x).exp(x)
@@ -374,6 +402,13 @@ def pow(x, exponent):
     if isinstance(exponent, np.generic):   # a numpy float64 scalar must not upcast float32 x
         exponent = exponent.item()
     return Pow(exponent)(x)
+
+
+def rpow(base, x):
+    """``base ** x`` for a number or array ``base`` and a tensor exponent ``x``."""
+    if isinstance(base, np.generic):
+        base = base.item()                 # a NumPy scalar must not change x's dtype
+    return RPow(base)(x)
 
 
 def where(condition, a, b):
