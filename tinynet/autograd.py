@@ -240,13 +240,33 @@ class Tensor:
     def __rmatmul__(self, other): return _math.matmul(other, self)
     def __getitem__(self, index): return _math.getitem(self, index)
 
-    # Comparisons give plain boolean arrays: they have no gradient.
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    # Comparisons give boolean tensors, elementwise (== and != too, as in PyTorch); they
+    # have no gradient.  ``t in some_list`` therefore compares values: use ``is`` to find
+    # a tensor by identity.
+    def __lt__(self, other): return Tensor(self.data < _compared(other, self))
+    def __le__(self, other): return Tensor(self.data <= _compared(other, self))
+    def __gt__(self, other): return Tensor(self.data > _compared(other, self))
+    def __ge__(self, other): return Tensor(self.data >= _compared(other, self))
+    def __eq__(self, other): return Tensor(self.data == _compared(other, self))
+    def __ne__(self, other): return Tensor(self.data != _compared(other, self))
 
     __hash__ = object.__hash__    # tensors are graph nodes, hashed by identity
+
+    # Python conversions, as PyTorch: only a one-element tensor has a truth value or a number.
+    def __bool__(self): return bool(self._one_value("bool"))
+    def __float__(self): return float(self._one_value("float"))
+    def __int__(self): return int(self._one_value("int"))
+
+    def _one_value(self, what):
+        if self.data.size != 1:
+            raise RuntimeError(f"{what}() of a tensor with {self.data.size} values (shape "
+                               f"{self.shape}) is ambiguous; index one value or test t.numpy().any() / .all()")
+        return self.numpy().reshape(()).item()
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: the numbers (copied to the host when on the GPU)."""
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     def sum(self, axis=None, keepdims=False): return _math.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return _math.mean(self, axis, keepdims)
@@ -272,6 +292,15 @@ class Tensor:
 
 def _data(value):
     return value.data if isinstance(value, Tensor) else value
+
+
+def _compared(other, reference):
+    """The other side of a comparison; a scalar takes the tensor's dtype (PyTorch: a float32
+    tensor is compared with 0.1 rounded to float32, not with the float64 0.1)."""
+    if isinstance(other, Tensor):
+        return other.data
+    dtype = _const_dtype(other, reference)
+    return other if dtype is None else _as_array(other, dtype=dtype)
 
 
 class _HookHandle:
@@ -342,11 +371,17 @@ class Function:
 
 
 def _const_dtype(value, reference):
-    """Constants take the dtype of the tensor they meet, so float64 math stays float64."""
-    if isinstance(value, (bool, int, float)) and reference.dtype.kind == "f":
+    """Constants take the dtype of the floating tensor they meet, as in PyTorch: a scalar
+    (Python or NumPy number, 0-d array) never promotes a tensor, so float32 stays float32
+    in ``t / np.int64(4)`` or ``t * np.array(2.0)``; integer arrays take the tensor's dtype
+    too.  Only a floating array with axes keeps its own dtype (then NumPy's rules apply)."""
+    if reference.dtype.kind != "f":
+        return None
+    if isinstance(value, (bool, int, float, np.generic)):
         return reference.dtype
-    if isinstance(value, (np.ndarray,)) and value.dtype.kind != "f" and reference.dtype.kind == "f":
-        return reference.dtype
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        if value.ndim == 0 or value.dtype.kind != "f":
+            return reference.dtype
     return None
 
 

@@ -102,9 +102,13 @@ class Pow(Function):
 
     def backward(self, grad):          # d(x^p)/dx = p x^(p-1)
         p = self.exponent
-        if p == 0:                     # x^0 = 1 everywhere: slope 0 (0^-1 would give nan)
-            return grad * 0
-        return grad * (p * self.x ** (p - 1))
+        if np.ndim(p) == 0:
+            if p == 0:                 # x^0 = 1 everywhere: slope 0 (0^-1 would give nan)
+                return grad * 0
+            return grad * (p * self.x ** (p - 1))
+        xp = backend.get_array_module(grad)        # an array of exponents, as PyTorch:
+        slope = xp.where(p == 0, 0, p * self.x ** (p - 1)).astype(grad.dtype, copy=False)
+        return unbroadcast(grad * slope, self.x.shape)
 
 
 class RPow(Function):
@@ -399,8 +403,11 @@ def linear(x, weight, bias=None):
 def pow(x, exponent):
     if isinstance(exponent, Tensor):
         raise TypeError("pow: the exponent must be a number, not a Tensor")
-    if isinstance(exponent, np.generic):   # a numpy float64 scalar must not upcast float32 x
-        exponent = exponent.item()
+    if isinstance(exponent, np.generic) or (isinstance(exponent, np.ndarray)
+                                            and exponent.ndim == 0):
+        exponent = exponent.item()         # a NumPy float64 scalar must not upcast float32 x
+    elif isinstance(exponent, np.ndarray) and x.dtype.kind == "f":
+        exponent = exponent.astype(x.dtype, copy=False)      # x's dtype, as a scalar's
     return Pow(exponent)(x)
 
 
