@@ -71,3 +71,97 @@ def test_numpy_sees_the_numbers():
 def test_tensors_hash_by_identity():
     a, b = tn.tensor([1.0]), tn.tensor([1.0])
     assert bool(a == b) and len({a, b}) == 2 and {a: 1, b: 2}[a] == 1
+
+
+# ---- the version counter: a graph refuses to use values changed after its forward pass ----
+
+def test_optimizer_step_between_forward_and_backward_is_an_error():
+    # the classic mistake: once it silently gave gradients computed with the new weights
+    from tinynet import nn, optim
+    tn.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = tn.tensor(np.ones((4, 3), dtype=np.float32))
+    loss = (model(x) ** 2).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation: input 1 of "
+                                           r"Linear \(tensor of shape \(2, 3\)\)"):
+        loss.backward()
+    # the right order works, step after step
+    for _ in range(2):
+        opt.zero_grad()
+        loss = (model(x) ** 2).sum()
+        loss.backward()
+        opt.step()
+
+
+def test_each_in_place_change_bumps_the_version():
+    from tinynet import nn, optim
+    model = nn.Linear(2, 2)
+    w = model.weight
+    start = w._version
+    nn.init.constant_(w, 0.5)
+    assert w._version == start + 1
+    model.load_state_dict(model.state_dict())
+    assert w._version == start + 2
+    model.double()
+    assert w._version == start + 3
+    w.grad = np.ones(w.shape)
+    optim.Adam([w]).step()
+    assert w._version == start + 4
+    t = tn.tensor([1.0, 2.0])
+    t[0] = 3.0
+    assert t._version == 1
+
+
+def test_changing_a_saved_input_names_the_tensor():
+    x = tn.tensor([1.0, 2.0], requires_grad=True)
+    scale = tn.tensor([3.0, 4.0])
+    scale.name = "scale"
+    y = (x * scale).sum()
+    scale[1] = 0.0
+    with pytest.raises(RuntimeError, match="input 1 of Mul \\(tensor 'scale' of shape \\(2,\\)\\)"):
+        y.backward()
+
+
+def test_changing_an_input_that_backward_does_not_read_is_fine():
+    # as PyTorch: Add keeps no input values, so editing its constant input changes nothing
+    x = tn.tensor([1.0, 2.0], requires_grad=True)
+    shift = tn.tensor([3.0, 4.0])
+    y = (x + shift).sum()
+    shift[0] = 10.0
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+
+
+# ---- x[index] = value ----------------------------------------------------------------------
+
+def test_setitem_as_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    a = rng.standard_normal((3, 4, 5))
+    for index, value in [((0, slice(None), np.array([0, 2])), 7.0),
+                         ((slice(1, 3), 2), np.arange(5.0)),
+                         ((0, slice(None), np.array([4, 1, 0])), np.arange(12.0).reshape(4, 3)),
+                         (np.array([True, False, True]), -1.0),
+                         ((Ellipsis, 1), tn.tensor(np.ones((3, 4))))]:
+        t, expected = tn.tensor(a), torch.tensor(a)
+        t[index] = value
+        torch_index = tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i
+                            for i in (index if isinstance(index, tuple) else (index,)))
+        expected[torch_index] = torch.tensor(np.asarray(value))
+        np.testing.assert_array_equal(t.numpy(), expected.numpy())
+    assert t.dtype == np.float64
+
+
+def test_setitem_on_a_tensor_in_a_graph_is_a_clear_error():
+    leaf = tn.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        leaf[0] = 5.0
+    hidden = leaf * 2
+    with pytest.raises(RuntimeError, match="tensor in a graph"):
+        hidden[0] = 5.0
+    np.testing.assert_array_equal(leaf.numpy(), [1.0, 2.0])      # nothing changed
+    with tn.no_grad():                                           # as PyTorch: allowed here
+        leaf[0] = 5.0
+    np.testing.assert_array_equal(leaf.numpy(), [5.0, 2.0])

@@ -96,6 +96,9 @@ class Tensor:
                    (tensors made by the user) and on tensors that called retain_grad()
     requires_grad  whether gradients should flow to this tensor
     creator        the Function that produced it (None for leaves)
+    _version       how many times tinynet changed ``data`` in place (optimizer steps,
+                   ``t[i] = v``, loading weights, nn.init); an op remembers the versions of
+                   its inputs, and backward refuses to use an input changed since then
     """
 
     __array_priority__ = 1000   # make ``ndarray * Tensor`` call Tensor.__rmul__
@@ -112,6 +115,7 @@ class Tensor:
         self.name = name
         self._hooks = []
         self._retains_grad = False
+        self._version = 0
 
     # ---- array facts ------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -239,6 +243,7 @@ class Tensor:
     def __matmul__(self, other): return _math.matmul(self, other)
     def __rmatmul__(self, other): return _math.matmul(other, self)
     def __getitem__(self, index): return _math.getitem(self, index)
+    def __setitem__(self, index, value): _math.setitem(self, index, value)
 
     # Comparisons give boolean tensors, elementwise (== and != too, as in PyTorch); they
     # have no gradient.  ``t in some_list`` therefore compares values: use ``is`` to find
@@ -330,12 +335,13 @@ class Function:
                 break
         if reference is None:
             reference = Tensor(inputs[0])
-        tensors, arrays, needs_grad = list(inputs), [], False
+        tensors, arrays, versions, needs_grad = list(inputs), [], [], False
         for i, x in enumerate(inputs):
             if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
                 x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
                                         device=reference.device)
             arrays.append(x.data)
+            versions.append(x._version)
             needs_grad = needs_grad or x.requires_grad
         if len(arrays) > 1 and len({backend.device_of(a) for a in arrays}) > 1:
             raise ValueError(
@@ -345,15 +351,32 @@ class Function:
         needs_grad = needs_grad and _grad_mode.enabled
         result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
         result.data, result.grad, result.name = output, None, None
-        result._hooks, result._retains_grad = [], False
+        result._hooks, result._retains_grad, result._version = [], False, 0
         result.requires_grad = needs_grad
         result.creator = None
         if needs_grad:
             self.inputs = tensors
+            if self.saves_inputs:
+                self.input_versions = versions
             result.creator = self
         return result
 
     released = False      # set by release(); a class default keeps the check cheap
+    saves_inputs = True   # False for ops whose backward never reads an input's values
+                          # (Add, Sum, Reshape ...): changing such an input in place is fine
+
+    def check_versions(self):
+        """Raise if an input this op read was changed in place after the forward pass."""
+        for i, (x, version) in enumerate(zip(self.inputs, self.input_versions)):
+            if x._version != version:
+                what = f"'{x.name}' " if x.name else ""
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: input {i} of {self} (tensor {what}of shape "
+                    f"{tuple(x.shape)}) is at version {x._version}; expected version "
+                    f"{version}.  Did an optimizer step (or t[...] = v, load_state_dict) run "
+                    "between the forward pass and backward()?  Compute the loss again "
+                    "after changing the weights.")
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -436,6 +459,8 @@ def run_backward(root, grad, retain_graph=False):
             tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
         if fn is None:
             continue
+        if fn.saves_inputs:
+            fn.check_versions()
         input_grads = fn.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)

@@ -77,6 +77,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     self._update(p, p.grad, group, self.state.setdefault(p, {}))
+                    p._version += 1            # a graph built before this step is stale
 
     def _update(self, p, grad, group, state):
         raise NotImplementedError

@@ -44,6 +44,8 @@ def as_tensor(x, like=None):
 # ---- elementwise arithmetic -----------------------------------------------------------
 
 class Add(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -53,6 +55,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
@@ -83,6 +87,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, x):
         return -x
 
@@ -190,6 +196,7 @@ class Maximum(Function):
 
 class Where(Function):
     """condition ? a : b, with ``condition`` a constant boolean array."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, condition):
         self.condition = condition
@@ -206,6 +213,8 @@ class Where(Function):
 
 
 class Clip(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, low, high):
         self.low, self.high = low, high
 
@@ -221,6 +230,8 @@ class Clip(Function):
 
 
 class AsType(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -233,6 +244,8 @@ class AsType(Function):
 
 
 class ToDevice(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, device):
         self.device = device
 
@@ -321,6 +334,8 @@ def _expand_reduced(grad, in_shape, axes, keepdims):
 
 
 class Sum(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -336,6 +351,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -353,6 +370,7 @@ class Mean(Function):
 
 class Max(Function):
     """max over axes.  The gradient goes to the maximal element; ties share it equally."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -444,4 +462,5 @@ def max(x, axis=None, keepdims=False): return Max(axis, keepdims)(x)
 
 
 # Shape ops live in shape.py; re-exported so that Tensor methods find every op here.
-from .shape import concat, flatten, getitem, pad, reshape, stack, transpose  # noqa: E402,F401
+from .shape import (concat, flatten, getitem, pad, reshape, setitem, stack,  # noqa: E402,F401
+                    transpose)

@@ -10,6 +10,8 @@ from .. import backend
 from ..autograd import Function, Tensor
 
 class Reshape(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -22,6 +24,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axes=None):
         self.axes = axes
 
@@ -40,6 +44,7 @@ class GetItem(Function):
 
     ``select`` is a basic index (integers, slices) applied first, ``index`` the rest: see
     ``getitem`` for why an index is split in two."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, index, select=None):
         self.index, self.select = index, select
@@ -60,6 +65,7 @@ class GetItem(Function):
 
 class Pad(Function):
     """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, pad_width, value=0.0):
         self.pad_width, self.value = pad_width, value
@@ -75,6 +81,8 @@ class Pad(Function):
 
 
 class Concat(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -90,6 +98,8 @@ class Concat(Function):
 
 
 class Stack(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -131,6 +141,31 @@ def getitem(x, index):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     select, rest = _split_integers(index)
     return GetItem(rest, select)(x)
+
+
+def setitem(x, index, value):
+    """``x[index] = value`` in place, for a tensor outside any graph (PyTorch's placement
+    rule, as ``getitem``).  Bumps ``x``'s version, so a graph that read ``x`` before refuses
+    to run backward with the new values."""
+    from ..autograd import is_grad_enabled
+    if x.requires_grad and is_grad_enabled():
+        kind = "a leaf tensor that requires grad" if x.is_leaf else "a tensor in a graph"
+        raise RuntimeError(
+            f"x[...] = value on {kind} (shape {tuple(x.shape)}): its gradient could no longer "
+            "be computed.  Change a leaf under `with tn.no_grad():`, or build a new tensor "
+            "(F.where, F.concat) instead of writing into one that is part of a graph")
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise ValueError(f"x[...] = value: value is on {value.device}, x on {x.device}")
+        value = value.data
+    select, rest = _split_integers(index)
+    target = x.data if select is None else x.data[select]      # a view into x.data
+    target[rest] = value
+    x._version += 1
 
 
 def _is_integer(i):

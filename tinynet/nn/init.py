@@ -25,6 +25,7 @@ def _generator():
 def _fill(tensor, values):
     data = tensor.data
     tensor.data[...] = backend.move(np.asarray(values, dtype=data.dtype), backend.device_of(data))
+    tensor._version += 1
     return tensor
 
 
@@ -71,6 +72,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, value):
     tensor.data[...] = value
+    tensor._version += 1
     return tensor
 
 

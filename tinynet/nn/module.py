@@ -248,6 +248,7 @@ class Module:
                 if p is None:
                     continue
                 p.data = fn(p.data)
+                p._version += 1
                 if p.grad is not None:
                     p.grad = fn(p.grad)
             for name, b in module._buffers.items():
@@ -344,6 +345,7 @@ class Module:
                                  backend.device_of(current))
             if kind == "parameter":
                 module._parameters[name].data = array
+                module._parameters[name]._version += 1
             else:
                 module._buffers[name] = array
         return missing, unexpected
