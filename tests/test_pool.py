@@ -117,14 +117,14 @@ def test_global_avg_pool(rng):
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1), (2, 3, 0)])
 def test_gradcheck_max_pool(kernel, stride, padding, rng, each_kernel):
-    x = distinct(rng, 2, 2, 7, 6)
+    x = distinct(rng, 1, 3, 7, 6)       # gradcheck perturbs all 126 elements one by one
     tn.gradcheck(lambda x: F.max_pool2d(x, kernel, stride, padding), x)
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1)])
 def test_gradcheck_avg_pool(kernel, stride, padding, rng, each_kernel):
-    x = rng.standard_normal((2, 2, 7, 6))
+    x = rng.standard_normal((1, 3, 7, 6))
     tn.gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), x)
 
 
