@@ -165,3 +165,58 @@ def test_setitem_on_a_tensor_in_a_graph_is_a_clear_error():
     with tn.no_grad():                                           # as PyTorch: allowed here
         leaf[0] = 5.0
     np.testing.assert_array_equal(leaf.numpy(), [5.0, 2.0])
+
+
+# ---- bad arguments: a clear error from the constructor, naming the argument --------------
+
+def _param():
+    return tn.tensor([1.0], requires_grad=True)
+
+
+BAD_ARGUMENTS = [   # (call, error, message): each once failed late or with a foreign error
+    (lambda: tn.nn.Conv2d(1, 1, 0), ValueError, "Conv2d: kernel_size must be >= 1, got 0"),
+    (lambda: tn.nn.Conv2d(1, 1, -1), ValueError, "Conv2d: kernel_size must be >= 1, got -1"),
+    (lambda: tn.nn.Conv2d(1, 1, 2.5), TypeError, "Conv2d: kernel_size must be an int or a "
+                                                 "pair of ints, got 2.5"),
+    (lambda: tn.nn.Conv2d(1, 1, 3, stride=0), ValueError, "stride must be >= 1, got 0"),
+    (lambda: tn.nn.Conv2d(1, 1, 3, dilation=(1, 0)), ValueError, r"dilation must be >= 1, "
+                                                                 r"got \(1, 0\)"),
+    (lambda: tn.nn.Conv2d(1, 1, 3, padding=-1), ValueError, "padding must be >= 0, got -1"),
+    (lambda: tn.nn.Dropout("a"), TypeError, "Dropout: p must be a real number, got 'a'"),
+    (lambda: tn.nn.Dropout(1.5), ValueError, r"Dropout: p must be in \[0.0, 1.0\], got 1.5"),
+    (lambda: tn.optim.SGD([_param()], lr="0.1"), TypeError, "SGD: lr must be a real number, "
+                                                            "got '0.1'"),
+    (lambda: tn.optim.SGD([_param()], lr=0.1, momentum="a"), TypeError, "SGD: momentum"),
+    (lambda: tn.optim.Adam([_param()], lr="1e-3"), TypeError, "Adam: lr must be a real"),
+    (lambda: tn.optim.Adam([_param()], betas=0.9), TypeError, "Adam: betas must be a pair"),
+    (lambda: tn.nn.BatchNorm2d(2, momentum=2), ValueError, r"BatchNorm2d: momentum must be "
+                                                           r"in \[0.0, 1.0\], got 2"),
+    (lambda: tn.nn.BatchNorm1d(2, eps="a"), TypeError, "BatchNorm1d: eps must be a real"),
+    (lambda: tn.nn.MaxPool2d(0), ValueError, r"MaxPool2d: kernel_size must be >= 1, "
+                                             r"got \(0, 0\)"),
+    (lambda: tn.nn.MaxPool2d(2, stride=0), ValueError, "MaxPool2d: stride must be >= 1"),
+    (lambda: tn.nn.AvgPool2d(2, padding=5), ValueError, r"AvgPool2d: padding must be between "
+                                                        r"0 and half the kernel size"),
+    (lambda: tn.nn.AdaptiveAvgPool2d(0), ValueError, r"AdaptiveAvgPool2d: output_size must "
+                                                     r"be >= 1, got \(0, 0\)"),
+    (lambda: tn.nn.LeakyReLU("a"), TypeError, "LeakyReLU: negative_slope must be a real"),
+    (lambda: F.linear([[1.0, 2.0]], tn.tensor(np.ones((2, 2)))), TypeError,
+     "linear: input must be a tensor or array, got list"),
+    (lambda: F.concat([]), ValueError, "concat: tensors must hold at least one tensor"),
+    (lambda: F.stack(()), ValueError, "stack: tensors must hold at least one tensor"),
+    (lambda: F.where(np.array([0.5, 0.0]), _param(), _param()), TypeError,
+     "where: condition must be a boolean array or tensor, got dtype float64"),
+    (lambda: tn.tensor([1.0], dtype=str), TypeError, "dtype must be a numeric dtype"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", BAD_ARGUMENTS,
+                         ids=[m[:40] for _, _, m in BAD_ARGUMENTS])
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_a_good_adaptive_size_with_none_is_accepted():
+    layer = tn.nn.AdaptiveAvgPool2d((2, None))
+    assert layer(tn.tensor(np.ones((1, 1, 4, 3)))).shape == (1, 1, 2, 3)

@@ -82,6 +82,9 @@ def _as_array(data, dtype=None, device=None):
     if array.dtype.kind not in "fiub":
         raise TypeError(f"tensor data must be a numeric array, got dtype {array.dtype}")
     if dtype is not None:
+        if np.dtype(dtype).kind not in "fiub":
+            raise TypeError(f"dtype must be a numeric dtype (e.g. np.float32), got "
+                            f"{np.dtype(dtype)} (from dtype={dtype!r})")
         array = array.astype(dtype, copy=False)
     if device is not None:
         array = backend.move(array, device)

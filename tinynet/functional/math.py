@@ -404,6 +404,10 @@ def matmul(a, b): return MatMul()(a, b)
 
 def linear(x, weight, bias=None):
     """x W^T + b.  x (..., in_features), weight (out_features, in_features), bias (out_features,)."""
+    for name, t in (("input", x), ("weight", weight)):
+        if not isinstance(t, Tensor) and not hasattr(t, "shape"):
+            raise TypeError(f"linear: {name} must be a tensor or array, got "
+                            f"{type(t).__name__}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 'no'} features "
                          f"(shape {tuple(x.shape)}), weight expects in_features="
@@ -439,6 +443,11 @@ def rpow(base, x):
 def where(condition, a, b):
     """Elementwise ``a`` where ``condition`` is true, else ``b`` (condition: boolean array)."""
     condition = condition.data if isinstance(condition, Tensor) else condition
+    if not hasattr(condition, "dtype"):
+        condition = np.asarray(condition)
+    if condition.dtype.kind != "b":     # as PyTorch: 0.5 is not a truth value
+        raise TypeError(f"where: condition must be a boolean array or tensor, got dtype "
+                        f"{condition.dtype} (compare first, e.g. x > 0)")
     return Where(condition)(a, b)
 
 

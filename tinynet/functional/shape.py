@@ -209,8 +209,18 @@ def pad(x, pad_width, value=0.0):
 
 
 def concat(tensors, axis=0):
-    return Concat(axis)(*tensors)
+    return Concat(axis)(*_sequence(tensors, "concat"))
 
 
 def stack(tensors, axis=0):
-    return Stack(axis)(*tensors)
+    return Stack(axis)(*_sequence(tensors, "stack"))
+
+
+def _sequence(tensors, op):
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__len__"):
+        raise TypeError(f"{op}: tensors must be a list or tuple of tensors, got "
+                        f"{type(tensors).__name__}")
+    if len(tensors) == 0:
+        raise ValueError(f"{op}: tensors must hold at least one tensor, got an empty "
+                         f"{type(tensors).__name__}")
+    return tensors
