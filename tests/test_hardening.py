@@ -200,6 +200,10 @@ BAD_ARGUMENTS = [   # (call, error, message): each once failed late or with a fo
     (lambda: tn.nn.AdaptiveAvgPool2d(0), ValueError, r"AdaptiveAvgPool2d: output_size must "
                                                      r"be >= 1, got \(0, 0\)"),
     (lambda: tn.nn.LeakyReLU("a"), TypeError, "LeakyReLU: negative_slope must be a real"),
+    (lambda: tn.nn.Softmax("x"), TypeError, "Softmax: dim must be an int, got 'x'"),
+    (lambda: tn.nn.Flatten(1.5), TypeError, "Flatten: start_dim must be an int, got 1.5"),
+    (lambda: tn.optim.StepLR(tn.optim.SGD([_param()], lr=0.1), 2, gamma="x"), TypeError,
+     "StepLR: gamma must be a real number"),
     (lambda: F.linear([[1.0, 2.0]], tn.tensor(np.ones((2, 2)))), TypeError,
      "linear: input must be a tensor or array, got list"),
     (lambda: F.concat([]), ValueError, "concat: tensors must hold at least one tensor"),

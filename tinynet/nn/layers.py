@@ -27,6 +27,11 @@ def _pair(value, name, layer="", low=None):
     return pair
 
 
+def _check_int(value, name, layer):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
+
+
 def _check_positive(value, name, layer):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
@@ -231,6 +236,7 @@ class Softmax(Module):
 
     def __init__(self, dim=-1):
         super().__init__()
+        _check_int(dim, "dim", type(self).__name__)
         self.dim = dim
 
     def forward(self, x):
@@ -268,6 +274,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        _check_int(start_dim, "start_dim", "Flatten")
+        _check_int(end_dim, "end_dim", "Flatten")
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
