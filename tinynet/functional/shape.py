@@ -162,6 +162,8 @@ def setitem(x, index, value):
         if value.device != x.device:
             raise ValueError(f"x[...] = value: value is on {value.device}, x on {x.device}")
         value = value.data
+    elif x.device != "cpu" and isinstance(value, (np.ndarray, list, tuple)):
+        value = backend.move(np.asarray(value), x.device)       # CuPy takes no NumPy array
     select, rest = _split_integers(index)
     target = x.data if select is None else x.data[select]      # a view into x.data
     target[rest] = value
