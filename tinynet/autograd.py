@@ -100,11 +100,12 @@ class Tensor:
     requires_grad  whether gradients should flow to this tensor
     creator        the Function that produced it (None for leaves)
     _version       how many times tinynet changed ``data`` in place (optimizer steps,
-                   ``t[i] = v``, loading weights, nn.init); an op remembers the versions of
-                   its inputs, and backward refuses to use an input changed since then
+                   ``t[i] = v``, loading weights, nn.init): see ``bump_version``
     """
 
     __array_priority__ = 1000   # make ``ndarray * Tensor`` call Tensor.__rmul__
+    _version = 0                # class defaults: no per-tensor cost until a change
+    _changed_at = 0
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
         self.data = _as_array(data, dtype, device)
@@ -118,7 +119,6 @@ class Tensor:
         self.name = name
         self._hooks = []
         self._retains_grad = False
-        self._version = 0
 
     # ---- array facts ------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -298,6 +298,27 @@ class Tensor:
     T = property(lambda self: _math.transpose(self))
 
 
+class _Changes:
+    """How many in-place changes tinynet has made so far, in all tensors together.
+
+    A version counter per tensor, made cheap: each op that keeps its inputs for backward
+    notes this count (``made_at``); each in-place change stamps the tensor with the new
+    count (``_changed_at``).  In backward an op whose ``made_at`` still equals the count
+    skips all checks (the usual case: nothing changed between forward and backward);
+    otherwise an input with ``_changed_at > made_at`` was changed after the op read it."""
+    count = 0
+
+
+_changes = _Changes()
+
+
+def bump_version(tensor):
+    """Record that ``tensor.data`` was changed in place (as PyTorch's version counter)."""
+    _changes.count += 1
+    tensor._version += 1
+    tensor._changed_at = _changes.count
+
+
 def _data(value):
     return value.data if isinstance(value, Tensor) else value
 
@@ -338,13 +359,12 @@ class Function:
                 break
         if reference is None:
             reference = Tensor(inputs[0])
-        tensors, arrays, versions, needs_grad = list(inputs), [], [], False
+        tensors, arrays, needs_grad = list(inputs), [], False
         for i, x in enumerate(inputs):
             if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
                 x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
                                         device=reference.device)
             arrays.append(x.data)
-            versions.append(x._version)
             needs_grad = needs_grad or x.requires_grad
         if len(arrays) > 1 and len({backend.device_of(a) for a in arrays}) > 1:
             raise ValueError(
@@ -354,13 +374,12 @@ class Function:
         needs_grad = needs_grad and _grad_mode.enabled
         result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
         result.data, result.grad, result.name = output, None, None
-        result._hooks, result._retains_grad, result._version = [], False, 0
+        result._hooks, result._retains_grad = [], False
         result.requires_grad = needs_grad
         result.creator = None
         if needs_grad:
             self.inputs = tensors
-            if self.saves_inputs:
-                self.input_versions = versions
+            self.made_at = _changes.count     # for the version check in backward
             result.creator = self
         return result
 
@@ -370,15 +389,15 @@ class Function:
 
     def check_versions(self):
         """Raise if an input this op read was changed in place after the forward pass."""
-        for i, (x, version) in enumerate(zip(self.inputs, self.input_versions)):
-            if x._version != version:
+        for i, x in enumerate(self.inputs):
+            if x._changed_at > self.made_at:
                 what = f"'{x.name}' " if x.name else ""
                 raise RuntimeError(
                     f"one of the variables needed for gradient computation has been modified "
                     f"by an inplace operation: input {i} of {self} (tensor {what}of shape "
-                    f"{tuple(x.shape)}) is at version {x._version}; expected version "
-                    f"{version}.  Did an optimizer step (or t[...] = v, load_state_dict) run "
-                    "between the forward pass and backward()?  Compute the loss again "
+                    f"{tuple(x.shape)}, now at version {x._version}) was changed after the "
+                    "forward pass.  Did an optimizer step (or t[...] = v, load_state_dict) "
+                    "run between the forward pass and backward()?  Compute the loss again "
                     "after changing the weights.")
 
     def forward(self, *arrays):
@@ -462,7 +481,7 @@ def run_backward(root, grad, retain_graph=False):
             tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
         if fn is None:
             continue
-        if fn.saves_inputs:
+        if fn.made_at != _changes.count and fn.saves_inputs:    # something changed since
             fn.check_versions()
         input_grads = fn.backward(grad)
         if not isinstance(input_grads, tuple):

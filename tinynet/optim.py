@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .autograd import Tensor, bump_version
 from .functional._checks import check_number
 
 
@@ -77,7 +77,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     self._update(p, p.grad, group, self.state.setdefault(p, {}))
-                    p._version += 1            # a graph built before this step is stale
+                    bump_version(p)        # a graph built before this step is now stale
 
     def _update(self, p, grad, group, state):
         raise NotImplementedError

@@ -7,7 +7,7 @@ permutation, scatter into zeros for indexing, slice off the padding, split a con
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, bump_version
 
 class Reshape(Function):
     saves_inputs = False      # backward reads no input values
@@ -167,7 +167,7 @@ def setitem(x, index, value):
     select, rest = _split_integers(index)
     target = x.data if select is None else x.data[select]      # a view into x.data
     target[rest] = value
-    x._version += 1
+    bump_version(x)
 
 
 def _is_integer(i):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, bump_version
 
 
 class Parameter(Tensor):
@@ -250,7 +250,7 @@ class Module:
                 if p is None:
                     continue
                 p.data = fn(p.data)
-                p._version += 1
+                bump_version(p)
                 if p.grad is not None:
                     p.grad = fn(p.grad)
             for name, b in module._buffers.items():
@@ -349,7 +349,7 @@ class Module:
                                  backend.device_of(current))
             if kind == "parameter":
                 module._parameters[name].data = array
-                module._parameters[name]._version += 1
+                bump_version(module._parameters[name])
             else:
                 module._buffers[name] = array
         return missing, unexpected
