@@ -27,6 +27,7 @@ def test_a_scalar_keeps_float32(scalar):
         assert op(scalar, t).dtype == np.float32, (op, scalar)
     assert (t ** scalar).dtype == np.float32
     if np.ndim(scalar) == 0:
+        assert F.clip(t, -scalar, scalar).dtype == np.float32
         assert (scalar ** t).dtype == np.float32
     for compare in COMPARISONS:
         assert compare(t, scalar).dtype == np.bool_

@@ -452,6 +452,9 @@ def where(condition, a, b):
 
 
 def clip(x, low=None, high=None):
+    # NumPy scalars become Python numbers: a float64 bound must not make float32 x float64
+    low, high = (b.item() if isinstance(b, (np.generic, np.ndarray)) and np.ndim(b) == 0
+                 else b for b in (low, high))
     return Clip(low, high)(x)
 
 
