@@ -268,7 +268,8 @@ class Tensor:
     def _one_value(self, what):
         if self.data.size != 1:
             raise RuntimeError(f"{what}() of a tensor with {self.data.size} values (shape "
-                               f"{self.shape}) is ambiguous; index one value or test t.numpy().any() / .all()")
+                               f"{self.shape}) is ambiguous; index one value, or test "
+                               "t.numpy().any() / .all()")
         return self.numpy().reshape(()).item()
 
     def __array__(self, dtype=None, copy=None):

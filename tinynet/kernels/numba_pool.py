@@ -3,8 +3,10 @@ task; the notation and the meaning of ``argmax`` are those of reference.py.
 
 Max pooling keeps, for every output, the flat index h*W + w of its window's maximum (the
 first one in row-major window order wins a tie; padding never wins; a NaN wins, and of
-several NaNs the last, as in PyTorch's CPU kernel); backward adds each output's gradient at that index.  Average pooling divides
-every window sum by KH KW (zero padding counted, PyTorch's count_include_pad=True).
+several NaNs the last, as in PyTorch's CPU kernel); backward adds each output's gradient
+at that index.  Average pooling divides every window sum by KH KW (zero padding counted,
+PyTorch's count_include_pad=True); each sum starts at 0, so an inf or NaN stays in its
+own windows.
 """
 import numpy as np
 from numba import njit
