@@ -149,15 +149,67 @@ def test_tolerances_are_respected():
 
 
 def test_random_directions_catch_a_wrong_gradient_in_a_large_input(rng):
-    x = rng.standard_normal((12, 12))          # 144 elements > max_elements: random directions
-    assert tn.gradcheck(lambda a: a * a, x)
+    x = rng.standard_normal((12, 12))
+    assert tn.gradcheck(lambda a: a * a, x, max_elements=100)
     c_backward = np.ones((12, 12))
     c_backward[7, 3] = 3.0                     # one wrong element among 144
+    # 144 elements > max_elements: 20 random elements (missing (7, 3)) and random directions
     with pytest.raises(GradcheckError, match="a random direction"):
-        tn.gradcheck(lambda a: WrongScale(np.ones((12, 12)), c_backward)(a), x)
+        tn.gradcheck(lambda a: WrongScale(np.ones((12, 12)), c_backward)(a), x,
+                     max_elements=100, n_random_elements=0)
     # The same input checked element by element finds the exact index.
     with pytest.raises(GradcheckError, match=r"index \(7, 3\)"):
-        tn.gradcheck(lambda a: WrongScale(np.ones((12, 12)), c_backward)(a), x, max_elements=200)
+        tn.gradcheck(lambda a: WrongScale(np.ones((12, 12)), c_backward)(a), x)
+
+
+@pytest.mark.parametrize("position", [(0, 0), (7, 13), (19, 19)])
+@pytest.mark.parametrize("relative_error", [1e-3, 1e-2])
+def test_a_small_error_in_one_element_of_a_20x20_input_is_found(position, relative_error):
+    # once missed: above 64 elements only 6 random directions were checked, and 0.1 % of
+    # one element among 400 hid below the tolerance of their sum
+    x = np.random.default_rng(3).standard_normal((20, 20))
+    c = np.full((20, 20), 1.5)
+    c_backward = c.copy()
+    c_backward[position] *= 1 + relative_error
+    with pytest.raises(GradcheckError, match=rf"index \({position[0]}, {position[1]}\)"):
+        tn.gradcheck(lambda a: WrongScale(c, c_backward)(a), x)
+    assert tn.gradcheck(lambda a: WrongScale(c, c)(a), x)
+
+
+def test_large_inputs_check_random_elements_too():
+    # 2,000 elements > max_elements: a wrong element is found among the drawn ones
+    x = np.random.default_rng(4).standard_normal(2000)
+    c_backward = np.ones(2000)
+    c_backward[::2] = 1.01                     # half the elements 1 % off
+    with pytest.raises(GradcheckError, match="index"):
+        tn.gradcheck(lambda a: WrongScale(np.ones(2000), c_backward)(a), x, n_directions=0)
+
+
+class SteepSquare(tn.Function):
+    """y = 1e6 x^2 whose backward is 10 % too large: a real bug on a smooth function."""
+
+    def forward(self, x):
+        self.x = x
+        return 1e6 * x * x
+
+    def backward(self, grad):
+        return grad * 2.2e6 * self.x
+
+
+def test_a_bug_on_a_steep_smooth_function_is_not_called_a_kink():
+    # once a KinkError: at 1e-4 the one-sided slopes of 1e6 x^2 differ by 2e6 eps = 2
+    with pytest.raises(GradcheckError) as info:
+        tn.gradcheck(lambda a: SteepSquare()(a), np.array([1e-4, -3e-4]))
+    assert not isinstance(info.value, KinkError)
+    assert tn.gradcheck(lambda a: 1e6 * a * a, np.array([1e-4, -3e-4]))
+
+
+def test_large_outputs_use_a_tolerance_above_their_rounding():
+    # once failed: 1e7 + 2 x moves by 2e-6 for eps = 1e-6, close to float64's spacing at 1e7
+    x = np.random.default_rng(5).standard_normal(5)
+    assert tn.gradcheck(lambda a: a * 2 + 1e7, x)
+    with pytest.raises(GradcheckError):                  # a 25 % error is still seen there
+        tn.gradcheck(lambda a: WrongScale(np.full(5, 2.0), np.full(5, 2.5))(a) + 1e7, x)
 
 
 # ---- kinks -------------------------------------------------------------------------------

@@ -124,3 +124,21 @@ def test_npy_file_is_refused_with_its_name(tmp_path):
     np.save(path, np.zeros(3))
     with pytest.raises(ValueError, match=r"single\.npy.*npz"):
         tn.load(path)
+
+
+def test_load_names_a_text_file_and_a_foreign_zip_member(tmp_path):
+    # once: a text file "holds pickled Python objects"; a non-.npy member came back as bytes
+    import zipfile
+    text = tmp_path / "notes.npz"
+    text.write_text("epoch 3, loss 0.12\n")
+    with pytest.raises(ValueError, match=r"is a text file \(it starts with 'epoch 3,'\)"):
+        tn.load(text)
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="is an empty file"):
+        tn.load(empty)
+    foreign = tmp_path / "foreign.npz"
+    with zipfile.ZipFile(foreign, "w") as archive:
+        archive.writestr("readme.txt", b"hello")
+    with pytest.raises(ValueError, match="member 'readme.txt' is not a .npy array"):
+        tn.load(foreign)

@@ -176,14 +176,15 @@ def test_max_pool_2x2_fast_path(shape, dtype):
 
 
 @pytest.mark.parametrize("kernel, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1))])
-def test_max_pool_nan_wins_like_argmax(kernel, stride):
+def test_max_pool_nan_wins_like_pytorch(kernel, stride):
+    # a NaN is the maximum; of two NaNs in a window the last one wins (PyTorch's CPU rule)
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
     x[0, 0, 0, 1] = np.nan
     x[0, 0, 1, 0] = np.nan
     y, argmax = fast.max_pool2d_forward(x, kernel, stride, (0, 0))
     y_ref, argmax_ref = ref.max_pool2d_forward(x, kernel, stride, (0, 0))
     np.testing.assert_array_equal(argmax, argmax_ref)
-    assert argmax[0, 0, 0, 0] == 1 and np.isnan(y[0, 0, 0, 0])
+    assert argmax[0, 0, 0, 0] == 4 and np.isnan(y[0, 0, 0, 0])
     np.testing.assert_array_equal(y, y_ref)
 
 

@@ -238,6 +238,76 @@ def test_getitem_repeated_index_accumulates():
     np.testing.assert_array_equal(y.grad, [2.0, 0.0, 0.0, 0.0])
 
 
+@st.composite
+def mixed_indices(draw):
+    """An index for a (3, 4, 5, 2) array mixing integers, slices, index arrays, masks,
+    None and Ellipsis: the combinations where NumPy and PyTorch place axes differently."""
+    shape = (3, 4, 5, 2)
+    parts, axis = [], 0
+    ellipsis_used = False
+    while axis < len(shape):
+        kind = draw(st.sampled_from(["int", "slice", "array", "mask", "none", "ellipsis"]))
+        size = shape[axis]
+        if kind == "int":
+            parts.append(draw(st.integers(-size, size - 1)))
+        elif kind == "slice":
+            parts.append(slice(draw(st.integers(0, size - 1)), None, draw(st.integers(1, 2))))
+        elif kind == "array":                   # all index arrays share one shape (3,)
+            parts.append(np.array(draw(st.lists(st.integers(-size, size - 1), min_size=3,
+                                                max_size=3))))
+        elif kind == "mask":                    # a mask with three True entries
+            mask = np.zeros(size, dtype=bool)
+            mask[draw(st.permutations(range(size)))[:3]] = True
+            if size < 3:
+                continue
+            parts.append(mask)
+        elif kind == "none":
+            parts.append(None)
+            continue
+        elif not ellipsis_used:
+            ellipsis_used = True
+            parts.append(Ellipsis)
+            axis = len(shape) - draw(st.integers(0, len(shape) - axis - 1))
+            continue
+        else:
+            continue
+        axis += 1
+        if draw(st.booleans()) and axis >= 2 and not ellipsis_used:   # stop early
+            break
+    return tuple(parts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mixed_indices())
+def test_getitem_places_axes_as_pytorch(index):
+    # NumPy: a[0, :, [0, 1, 2]] puts the list's axis first; PyTorch keeps it in place
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5, 2))
+    upstream_shape = torch.tensor(x)[_torch_index(torch, index)].shape
+    grad = rng.standard_normal(tuple(upstream_shape))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = xt[_torch_index(torch, index)]
+    yt.backward(torch.tensor(grad))
+    xn = tn.tensor(x, requires_grad=True)
+    y = xn[index]
+    assert y.shape == tuple(yt.shape)
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    y.backward(grad)
+    np.testing.assert_allclose(xn.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def _torch_index(torch, index):
+    return tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i for i in index)
+
+
+def test_getitem_integer_slice_array_as_pytorch():
+    # the issue's example, by hand: a[0, :, [0, 1, 2]] of a (2, 3, 3) array is a[0][:, [0, 1, 2]]
+    a = np.arange(18.0).reshape(2, 3, 3)
+    np.testing.assert_array_equal(tn.tensor(a)[0, :, np.array([0, 1, 2])].numpy(), a[0])
+    np.testing.assert_array_equal(tn.tensor(a)[0, :, [2, 0]].numpy(), a[0][:, [2, 0]])
+
+
 def test_pad(rng):
     x = randn(rng, 2, 3, 4)
     width = ((0, 0), (1, 2), (2, 1))
@@ -342,3 +412,32 @@ def test_property_transpose_and_reshape(x, data):
     perm = tuple(data.draw(st.permutations(range(x.ndim))))
     np.testing.assert_array_equal(forward(lambda t: F.transpose(t, perm), x), x.transpose(perm))
     assert tn.gradcheck(lambda t: F.transpose(t, perm).reshape(-1), x)
+
+
+# ---- number ** tensor ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("base", [-2.0, 0.0, 0.5, 2.0, np.e, np.float64(3.0)])
+def test_number_to_the_tensor_as_pytorch(base, rng):
+    # once exp(x ln b): NaN for a negative base, 0 ** 0 = NaN
+    torch = pytest.importorskip("torch")
+    x = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+    upstream = rng.standard_normal(x.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = base ** xt
+    yt.backward(torch.tensor(upstream))
+    xn = tn.tensor(x, requires_grad=True)
+    y = base ** xn
+    y.backward(upstream)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(xn.grad, xt.grad.numpy(), rtol=1e-14)
+    assert (base ** tn.tensor(x.astype(np.float32))).dtype == np.float32
+
+
+def test_number_to_the_tensor_by_hand():
+    np.testing.assert_array_equal(((-2.0) ** tn.tensor([0.0, 1.0, 2.0, 3.0])).numpy(),
+                                  [1, -2, 4, -8])
+    np.testing.assert_array_equal((0.0 ** tn.tensor([0.0, 1.0])).numpy(), [1, 0])
+    x = np.array([0.3, -1.2, 2.0])
+    assert tn.gradcheck(lambda t: 2.5 ** t, x)
+    base = np.array([[0.5], [3.0]])                       # an array base broadcasts
+    assert tn.gradcheck(lambda t: base ** t, x)

@@ -70,6 +70,44 @@ def test_shared_parameter_listed_once():
     assert len(list(model.parameters())) == 2
 
 
+class SharedBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.BatchNorm1d(2)
+        self.b = self.a                     # one submodule under two names
+
+
+def test_state_dict_of_a_shared_submodule_lists_both_names_as_pytorch():
+    # once de-duplicated: weights then did not move unchanged to a model without sharing
+    model = SharedBlock()
+    expected = ["a.weight", "a.bias", "a.running_mean", "a.running_var",
+                "a.num_batches_tracked", "b.weight", "b.bias", "b.running_mean",
+                "b.running_var", "b.num_batches_tracked"]
+    assert list(model.state_dict()) == expected
+    assert len(list(model.parameters())) == 2 and len(list(model.named_modules())) == 2
+    torch = pytest.importorskip("torch")
+
+    class TorchShared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.BatchNorm1d(2)
+            self.b = self.a
+    assert list(TorchShared().state_dict()) == expected
+    assert len(list(TorchShared().parameters())) == 2
+    # a state_dict with both names loads, into a shared and into an unshared model
+    state = model.state_dict()
+    state["a.weight"] = state["b.weight"] = np.array([3.0, 4.0], dtype=np.float32)
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.b.weight.numpy(), [3.0, 4.0])
+    unshared = SharedBlock()
+    unshared.b = nn.BatchNorm1d(2)
+    unshared.load_state_dict(state)
+    np.testing.assert_array_equal(unshared.b.weight.numpy(), [3.0, 4.0])
+    layer = nn.Linear(2, 2)                 # the same layer twice in a Sequential
+    keys = list(nn.Sequential(layer, nn.ReLU(), layer).state_dict())
+    assert keys == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
 def test_buffers_registered_and_reassigned():
     bn = nn.BatchNorm1d(3)
     assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var",

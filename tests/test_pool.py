@@ -117,14 +117,14 @@ def test_global_avg_pool(rng):
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1), (2, 3, 0)])
 def test_gradcheck_max_pool(kernel, stride, padding, rng, each_kernel):
-    x = distinct(rng, 2, 2, 7, 6)
+    x = distinct(rng, 1, 3, 7, 6)       # gradcheck perturbs all 126 elements one by one
     tn.gradcheck(lambda x: F.max_pool2d(x, kernel, stride, padding), x)
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                      (3, 1, 1)])
 def test_gradcheck_avg_pool(kernel, stride, padding, rng, each_kernel):
-    x = rng.standard_normal((2, 2, 7, 6))
+    x = rng.standard_normal((1, 3, 7, 6))
     tn.gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), x)
 
 
@@ -205,3 +205,64 @@ def test_on_gpu_equals_cpu(pool, rng):
         results.append([tn.Tensor(a).numpy() for a in (y.data, xt.grad)])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
+
+
+# ---- inf, NaN and empty batches: every kernel gives the same answer as PyTorch --------------
+
+def test_avg_pool_inf_stays_in_its_window(each_kernel):
+    # one inf must not turn the other windows into NaN (the Numba kernel once started each
+    # sum at x[n, c, 0, 0] * 0 = NaN); PyTorch: [inf, 4.5, 10.5, 12.5]
+    x = np.arange(16.).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.inf
+    np.testing.assert_array_equal(F.avg_pool2d(t(x), 2).numpy().ravel(),
+                                  [np.inf, 4.5, 10.5, 12.5])
+    # the equal-bins path of the adaptive pool runs the same kernel
+    np.testing.assert_array_equal(F.adaptive_avg_pool2d(t(x), 2).numpy().ravel(),
+                                  [np.inf, 4.5, 10.5, 12.5])
+    x[0, 0, 0, 0] = np.nan
+    out = F.avg_pool2d(t(x.astype(np.float32)), 2).numpy().ravel()
+    assert np.isnan(out[0]) and np.array_equal(out[1:], [4.5, 10.5, 12.5])
+
+
+@pytest.mark.parametrize("nan_at", [(0, 0), (0, 1), (1, 1)])
+def test_max_pool_nan_window_sends_the_gradient_to_the_nan(nan_at, each_kernel):
+    # PyTorch: a NaN is the window's maximum, and its gradient goes to the NaN
+    x = np.arange(16.).reshape(1, 1, 4, 4)
+    x[(0, 0) + nan_at] = np.nan
+    x[0, 0, 2, 3] = np.nan                       # two NaNs in one window: the last wins
+    x[0, 0, 3, 2] = np.nan
+    xt = t(x, requires_grad=True)
+    y = F.max_pool2d(xt, 2)
+    assert np.isnan(y.numpy()[0, 0, 0, 0]) and np.isnan(y.numpy()[0, 0, 1, 1])
+    y.backward(np.ones(y.shape))
+    expected = np.zeros((4, 4))
+    expected[nan_at] = 1
+    expected[1, 3] = expected[3, 2] = expected[3, 1] = 1      # 7, the last NaN, 13
+    np.testing.assert_array_equal(xt.grad[0, 0], expected)
+    torch = pytest.importorskip("torch")
+    xt_torch = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt_torch, 2).sum().backward()
+    np.testing.assert_array_equal(xt.grad, xt_torch.grad.numpy())
+
+
+@pytest.mark.parametrize("pool", [lambda x: F.max_pool2d(x, 2),
+                                  lambda x: F.max_pool2d(x, 3, 1, 1),
+                                  lambda x: F.avg_pool2d(x, 2),
+                                  lambda x: F.adaptive_avg_pool2d(x, 3),
+                                  lambda x: F.global_avg_pool2d(x)])
+def test_pools_on_an_empty_batch(pool, each_kernel):
+    x = t(np.zeros((0, 2, 4, 4)), requires_grad=True)
+    y = pool(x)
+    assert y.shape[:2] == (0, 2)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 4, 4)
+
+
+def test_conv_on_an_empty_batch(each_kernel):
+    x = t(np.zeros((0, 2, 5, 5)), requires_grad=True)
+    w = t(np.ones((3, 2, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    assert y.shape == (0, 3, 3, 3)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5)
+    np.testing.assert_array_equal(w.grad, np.zeros((3, 2, 3, 3)))

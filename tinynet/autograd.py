@@ -82,6 +82,9 @@ def _as_array(data, dtype=None, device=None):
     if array.dtype.kind not in "fiub":
         raise TypeError(f"tensor data must be a numeric array, got dtype {array.dtype}")
     if dtype is not None:
+        if np.dtype(dtype).kind not in "fiub":
+            raise TypeError(f"dtype must be a numeric dtype (e.g. np.float32), got "
+                            f"{np.dtype(dtype)} (from dtype={dtype!r})")
         array = array.astype(dtype, copy=False)
     if device is not None:
         array = backend.move(array, device)
@@ -96,9 +99,13 @@ class Tensor:
                    (tensors made by the user) and on tensors that called retain_grad()
     requires_grad  whether gradients should flow to this tensor
     creator        the Function that produced it (None for leaves)
+    _version       how many times tinynet changed ``data`` in place (optimizer steps,
+                   ``t[i] = v``, loading weights, nn.init): see ``bump_version``
     """
 
     __array_priority__ = 1000   # make ``ndarray * Tensor`` call Tensor.__rmul__
+    _version = 0                # class defaults: no per-tensor cost until a change
+    _changed_at = 0
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
         self.data = _as_array(data, dtype, device)
@@ -232,20 +239,42 @@ class Tensor:
     def __truediv__(self, other): return _math.div(self, other)
     def __rtruediv__(self, other): return _math.div(other, self)
     def __pow__(self, exponent): return _math.pow(self, exponent)
-    def __rpow__(self, base): return _math.exp(self * float(np.log(base)))   # b^x = e^(x ln b)
+    def __rpow__(self, base): return _math.rpow(base, self)
     def __neg__(self): return _math.neg(self)
     def __abs__(self): return _math.abs(self)
     def __matmul__(self, other): return _math.matmul(self, other)
     def __rmatmul__(self, other): return _math.matmul(other, self)
     def __getitem__(self, index): return _math.getitem(self, index)
+    def __setitem__(self, index, value): _math.setitem(self, index, value)
 
-    # Comparisons give plain boolean arrays: they have no gradient.
-    def __lt__(self, other): return self.data < _data(other)
-    def __le__(self, other): return self.data <= _data(other)
-    def __gt__(self, other): return self.data > _data(other)
-    def __ge__(self, other): return self.data >= _data(other)
+    # Comparisons give boolean tensors, elementwise (== and != too, as in PyTorch); they
+    # have no gradient.  ``t in some_list`` therefore compares values: use ``is`` to find
+    # a tensor by identity.
+    def __lt__(self, other): return Tensor(self.data < _compared(other, self))
+    def __le__(self, other): return Tensor(self.data <= _compared(other, self))
+    def __gt__(self, other): return Tensor(self.data > _compared(other, self))
+    def __ge__(self, other): return Tensor(self.data >= _compared(other, self))
+    def __eq__(self, other): return Tensor(self.data == _compared(other, self))
+    def __ne__(self, other): return Tensor(self.data != _compared(other, self))
 
     __hash__ = object.__hash__    # tensors are graph nodes, hashed by identity
+
+    # Python conversions, as PyTorch: only a one-element tensor has a truth value or a number.
+    def __bool__(self): return bool(self._one_value("bool"))
+    def __float__(self): return float(self._one_value("float"))
+    def __int__(self): return int(self._one_value("int"))
+
+    def _one_value(self, what):
+        if self.data.size != 1:
+            raise RuntimeError(f"{what}() of a tensor with {self.data.size} values (shape "
+                               f"{self.shape}) is ambiguous; index one value, or test "
+                               "t.numpy().any() / .all()")
+        return self.numpy().reshape(()).item()
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: the numbers (copied to the host when on the GPU)."""
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     # ---- PyTorch-named methods (reductions take axis=/keepdims= or dim=/keepdim=) --------
     def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
@@ -292,8 +321,38 @@ class Tensor:
     T = property(lambda self: _math.transpose(self))
 
 
+class _Changes:
+    """How many in-place changes tinynet has made so far, in all tensors together.
+
+    A version counter per tensor, made cheap: each op that keeps its inputs for backward
+    notes this count (``made_at``); each in-place change stamps the tensor with the new
+    count (``_changed_at``).  In backward an op whose ``made_at`` still equals the count
+    skips all checks (the usual case: nothing changed between forward and backward);
+    otherwise an input with ``_changed_at > made_at`` was changed after the op read it."""
+    count = 0
+
+
+_changes = _Changes()
+
+
+def bump_version(tensor):
+    """Record that ``tensor.data`` was changed in place (as PyTorch's version counter)."""
+    _changes.count += 1
+    tensor._version += 1
+    tensor._changed_at = _changes.count
+
+
 def _data(value):
     return value.data if isinstance(value, Tensor) else value
+
+
+def _compared(other, reference):
+    """The other side of a comparison; a scalar takes the tensor's dtype (PyTorch: a float32
+    tensor is compared with 0.1 rounded to float32, not with the float64 0.1)."""
+    if isinstance(other, Tensor):
+        return other.data
+    dtype = _const_dtype(other, reference)
+    return other if dtype is None else _as_array(other, dtype=dtype)
 
 
 class _HookHandle:
@@ -343,10 +402,26 @@ class Function:
         result.creator = None
         if needs_grad:
             self.inputs = tensors
+            self.made_at = _changes.count     # for the version check in backward
             result.creator = self
         return result
 
     released = False      # set by release(); a class default keeps the check cheap
+    saves_inputs = True   # False for ops whose backward never reads an input's values
+                          # (Add, Sum, Reshape ...): changing such an input in place is fine
+
+    def check_versions(self):
+        """Raise if an input this op read was changed in place after the forward pass."""
+        for i, x in enumerate(self.inputs):
+            if x._changed_at > self.made_at:
+                what = f"'{x.name}' " if x.name else ""
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: input {i} of {self} (tensor {what}of shape "
+                    f"{tuple(x.shape)}, now at version {x._version}) was changed after the "
+                    "forward pass.  Did an optimizer step (or t[...] = v, load_state_dict) "
+                    "run between the forward pass and backward()?  Compute the loss again "
+                    "after changing the weights.")
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -364,11 +439,17 @@ class Function:
 
 
 def _const_dtype(value, reference):
-    """Constants take the dtype of the tensor they meet, so float64 math stays float64."""
-    if isinstance(value, (bool, int, float)) and reference.dtype.kind == "f":
+    """Constants take the dtype of the floating tensor they meet, as in PyTorch: a scalar
+    (Python or NumPy number, 0-d array) never promotes a tensor, so float32 stays float32
+    in ``t / np.int64(4)`` or ``t * np.array(2.0)``; integer arrays take the tensor's dtype
+    too.  Only a floating array with axes keeps its own dtype (then NumPy's rules apply)."""
+    if reference.dtype.kind != "f":
+        return None
+    if isinstance(value, (bool, int, float, np.generic)):
         return reference.dtype
-    if isinstance(value, (np.ndarray,)) and value.dtype.kind != "f" and reference.dtype.kind == "f":
-        return reference.dtype
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        if value.ndim == 0 or value.dtype.kind != "f":
+            return reference.dtype
     return None
 
 
@@ -423,6 +504,8 @@ def run_backward(root, grad, retain_graph=False):
             tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
         if fn is None:
             continue
+        if fn.made_at != _changes.count and fn.saves_inputs:    # something changed since
+            fn.check_versions()
         input_grads = fn.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)

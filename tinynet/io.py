@@ -126,11 +126,30 @@ def save(obj, path):
         pass
 
 
+def _check_file_kind(path):
+    """Name what ``path`` is when it is not an .npz (a zip) file: NumPy would call any such
+    file "pickled data"."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
+        return                                    # a zip (.npz) or a single .npy array
+    if head.startswith(b"\x80") or head[:1] in (b"(", b"}", b"]"):
+        return                                    # a pickle: the message below says so
+    if not head:
+        kind = "an empty file"
+    elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        kind = f"a text file (it starts with {head.decode('ascii')!r})"
+    else:
+        kind = f"not a zip archive (it starts with the bytes {head!r})"
+    raise ValueError(f"load: '{path}' is {kind}, not an .npz file written by tn.save")
+
+
 def load(path):
     """Load what ``save`` wrote: a ``{name: ndarray}`` dict, or the nested checkpoint."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file '{path}'")
+    _check_file_kind(path)
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -138,6 +157,10 @@ def load(path):
                              "state_dict written by tn.save")
         with npz:
             arrays = {key: npz[key] for key in npz.files}   # reads (and checks) every member
+        for key, value in arrays.items():
+            if not isinstance(value, np.ndarray):    # NumPy hands back other members as bytes
+                raise ValueError(f"load: '{path}' member '{key}' is not a .npy array; "
+                                 "tn.save writes only .npy members")
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ValueError(f"load: '{path}' holds pickled Python objects; refusing to "

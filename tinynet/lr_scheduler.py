@@ -9,6 +9,7 @@ holds plain numbers, so a checkpoint (``tn.save``) restores the schedule.
 import bisect
 import math
 
+from .functional._checks import check_number
 from .optim import Optimizer
 
 
@@ -56,6 +57,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        check_number(gamma, "gamma", "StepLR")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 

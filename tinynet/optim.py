@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .autograd import Tensor, bump_version
+from .functional._checks import check_number
 
 
 class Optimizer:
@@ -56,10 +57,9 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group):
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"lr must be >= 0, got {group['lr']!r}")
-        if not group.get("weight_decay", 0.0) >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']!r}")
+        op = type(self).__name__
+        check_number(group["lr"], "lr", op, low=0.0)
+        check_number(group.get("weight_decay", 0.0), "weight_decay", op, low=0.0)
 
     def zero_grad(self):
         """Forget the gradients (set to None, PyTorch's default)."""
@@ -78,6 +78,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     self._update(p, p.grad, group, self.state.setdefault(p, {}))
+                    bump_version(p)        # a graph built before this step is now stale
 
     def _update(self, p, grad, group, state):
         raise NotImplementedError
@@ -158,8 +159,9 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0):
-        if not momentum >= 0.0:
-            raise ValueError(f"momentum must be >= 0, got {momentum!r}")
+        check_number(lr, "lr", "SGD", low=0.0)
+        check_number(momentum, "momentum", "SGD", low=0.0)
+        check_number(dampening, "dampening", "SGD")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0, got "
                              f"momentum={momentum!r}, dampening={dampening!r}")
@@ -194,10 +196,14 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, decoupled_weight_decay=False):
+        check_number(lr, "lr", "Adam", low=0.0)
+        check_number(eps, "eps", "Adam", low=0.0)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            check_number(beta, f"betas[{i}]", "Adam", 0.0, 1.0)
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas!r}")
-        if not eps >= 0.0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       decoupled_weight_decay=decoupled_weight_decay))
@@ -258,12 +264,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False):
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-        if not eps >= 0.0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
-        if not momentum >= 0.0:
-            raise ValueError(f"momentum must be >= 0, got {momentum!r}")
+        check_number(alpha, "alpha", "RMSprop", 0.0, 1.0)
+        check_number(eps, "eps", "RMSprop", low=0.0)
+        check_number(momentum, "momentum", "RMSprop", low=0.0)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 

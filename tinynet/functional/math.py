@@ -45,6 +45,8 @@ def as_tensor(x, like=None):
 # ---- elementwise arithmetic -----------------------------------------------------------
 
 class Add(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -54,6 +56,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
@@ -84,6 +88,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    saves_inputs = False      # backward reads no input values
+
     def forward(self, x):
         return -x
 
@@ -103,9 +109,41 @@ class Pow(Function):
 
     def backward(self, grad):          # d(x^p)/dx = p x^(p-1)
         p = self.exponent
-        if p == 0:                     # x^0 = 1 everywhere: slope 0 (0^-1 would give nan)
-            return grad * 0
-        return grad * (p * self.x ** (p - 1))
+        if np.ndim(p) == 0:
+            if p == 0:                 # x^0 = 1 everywhere: slope 0 (0^-1 would give nan)
+                return grad * 0
+            return grad * (p * self.x ** (p - 1))
+        xp = backend.get_array_module(grad)        # an array of exponents, as PyTorch:
+        slope = xp.where(p == 0, 0, p * self.x ** (p - 1)).astype(grad.dtype, copy=False)
+        return unbroadcast(grad * slope, self.x.shape)
+
+
+class RPow(Function):
+    """b ** x for a constant base b (a number or array) and a tensor exponent x.
+
+    Computed as a power, not as exp(x ln b): a negative base with an integer exponent is
+    fine ((-2) ** 3 = -8) and 0 ** 0 = 1.  d(b^x)/dx = b^x ln b; as PyTorch, the slope is 0
+    where b = 0 and x >= 0 (there b^x is 0 or 1 and ln 0 = -inf would give NaN), and NaN
+    for a negative base (ln b is undefined)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        base = xp.asarray(self.base, dtype=x.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.y = xp.power(base, x)
+        self.x, self.base_array = x, base
+        return self.y
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        base = self.base_array
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = self.y * xp.log(base)
+        slope = xp.where((base == 0) & (self.x >= 0), 0, slope).astype(grad.dtype, copy=False)
+        return unbroadcast(grad * slope, self.x.shape)
 
 
 class Exp(Function):
@@ -164,6 +202,7 @@ class Maximum(Function):
 
 class Where(Function):
     """condition ? a : b, with ``condition`` a constant boolean array."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, condition):
         self.condition = condition
@@ -180,6 +219,8 @@ class Where(Function):
 
 
 class Clip(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, low, high):
         self.low, self.high = low, high
 
@@ -195,6 +236,8 @@ class Clip(Function):
 
 
 class AsType(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -207,6 +250,8 @@ class AsType(Function):
 
 
 class ToDevice(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, device):
         self.device = device
 
@@ -295,6 +340,8 @@ def _expand_reduced(grad, in_shape, axes, keepdims):
 
 
 class Sum(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -310,6 +357,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -327,6 +376,7 @@ class Mean(Function):
 
 class Max(Function):
     """max over axes.  The gradient goes to the maximal element; ties share it equally."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -360,6 +410,10 @@ def matmul(a, b): return MatMul()(a, b)
 
 def linear(x, weight, bias=None):
     """x W^T + b.  x (..., in_features), weight (out_features, in_features), bias (out_features,)."""
+    for name, t in (("input", x), ("weight", weight)):
+        if not isinstance(t, Tensor) and not hasattr(t, "shape"):
+            raise TypeError(f"linear: {name} must be a tensor or array, got "
+                            f"{type(t).__name__}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 'no'} features "
                          f"(shape {tuple(x.shape)}), weight expects in_features="
@@ -377,18 +431,36 @@ def linear(x, weight, bias=None):
 def pow(x, exponent):
     if isinstance(exponent, Tensor):
         raise TypeError("pow: the exponent must be a number, not a Tensor")
-    if isinstance(exponent, np.generic):   # a numpy float64 scalar must not upcast float32 x
-        exponent = exponent.item()
+    if isinstance(exponent, np.generic) or (isinstance(exponent, np.ndarray)
+                                            and exponent.ndim == 0):
+        exponent = exponent.item()         # a NumPy float64 scalar must not upcast float32 x
+    elif isinstance(exponent, np.ndarray) and x.dtype.kind == "f":
+        exponent = exponent.astype(x.dtype, copy=False)      # x's dtype, as a scalar's
     return Pow(exponent)(x)
+
+
+def rpow(base, x):
+    """``base ** x`` for a number or array ``base`` and a tensor exponent ``x``."""
+    if isinstance(base, np.generic):
+        base = base.item()                 # a NumPy scalar must not change x's dtype
+    return RPow(base)(x)
 
 
 def where(condition, a, b):
     """Elementwise ``a`` where ``condition`` is true, else ``b`` (condition: boolean array)."""
     condition = condition.data if isinstance(condition, Tensor) else condition
+    if not hasattr(condition, "dtype"):
+        condition = np.asarray(condition)
+    if condition.dtype.kind != "b":     # as PyTorch: 0.5 is not a truth value
+        raise TypeError(f"where: condition must be a boolean array or tensor, got dtype "
+                        f"{condition.dtype} (compare first, e.g. x > 0)")
     return Where(condition)(a, b)
 
 
 def clip(x, low=None, high=None):
+    # NumPy scalars become Python numbers: a float64 bound must not make float32 x float64
+    low, high = (b.item() if isinstance(b, (np.generic, np.ndarray)) and np.ndim(b) == 0
+                 else b for b in (low, high))
     return Clip(low, high)(x)
 
 
@@ -489,5 +561,5 @@ def _extreme_along(x, dim, keepdim, arg):
 
 
 # Shape ops live in shape.py; re-exported so that Tensor methods find every op here.
-from .shape import (concat, flatten, getitem, pad, reshape, squeeze, stack,  # noqa: E402,F401
-                    transpose, unsqueeze)
+from .shape import (concat, flatten, getitem, pad, reshape, setitem, squeeze,  # noqa: E402,F401
+                    stack, transpose, unsqueeze)

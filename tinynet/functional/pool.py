@@ -236,10 +236,7 @@ def _adaptive_args(x, output_size, op):
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(size if out is None else out
                             for out, size in zip(output_size, (h, w)))
-    oh, ow = _pair(output_size, "output_size", op)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{op}: output_size must be >= 1, got {(oh, ow)}")
-    return x, (oh, ow)
+    return x, check_output_size(output_size, op)
 
 
 def global_avg_pool2d(x):
@@ -264,8 +261,20 @@ def _pair(value, name, op):
         raise TypeError(f"{op}: {exc}") from None
 
 
-def _pool_args(op, x, kernel_size, stride, padding):
-    x = _input_4d(x, op)
+def check_output_size(output_size, op):
+    """(OH, OW) from an int or a pair, each >= 1 (None keeps an input axis: (OH, None))."""
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        if any(size is None for size in output_size):     # checked once the input is known
+            output_size = tuple(1 if size is None else size for size in output_size)
+    oh, ow = _pair(output_size, "output_size", op)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: output_size must be >= 1, got {(oh, ow)}")
+    return oh, ow
+
+
+def check_window(op, kernel_size, stride, padding):
+    """(kernel, stride, padding) pairs, checked: kernel and stride >= 1, padding between 0
+    and half the kernel (as PyTorch).  Layers call this in their constructor."""
     kernel = _pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None else _pair(stride, "stride", op)
     padding = _pair(padding, "padding", op)
@@ -276,6 +285,12 @@ def _pool_args(op, x, kernel_size, stride, padding):
     if min(padding) < 0 or padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding must be between 0 and half the kernel size "
                          f"{(kernel[0] // 2, kernel[1] // 2)}, got {padding}")
+    return kernel, stride, padding
+
+
+def _pool_args(op, x, kernel_size, stride, padding):
+    x = _input_4d(x, op)
+    kernel, stride, padding = check_window(op, kernel_size, stride, padding)
     h, w = x.shape[2:]
     out = (conv_output_size(h, kernel[0], stride[0], padding[0]),
            conv_output_size(w, kernel[1], stride[1], padding[1]))

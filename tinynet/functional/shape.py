@@ -7,10 +7,12 @@ permutation, scatter into zeros for indexing, slice off the padding, split a con
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, bump_version
 from ._checks import resolve_axis
 
 class Reshape(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -23,6 +25,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axes=None):
         self.axes = axes
 
@@ -37,27 +41,32 @@ class Transpose(Function):
 
 class GetItem(Function):
     """x[index].  Backward scatters the gradient into zeros; ``add.at`` so that an index
-    repeated in a fancy index accumulates instead of overwriting."""
+    repeated in a fancy index accumulates instead of overwriting.
 
-    def __init__(self, index):
-        self.index = index
+    ``select`` is a basic index (integers, slices) applied first, ``index`` the rest: see
+    ``getitem`` for why an index is split in two."""
+    saves_inputs = False      # backward reads no input values
+
+    def __init__(self, index, select=None):
+        self.index, self.select = index, select
 
     def forward(self, x):
         self.in_shape = x.shape
+        if self.select is not None:
+            x = x[self.select]                     # a view: basic indexing copies nothing
         return x[self.index]
 
     def backward(self, grad):
         xp = backend.get_array_module(grad)
         grad_x = xp.zeros(self.in_shape, dtype=grad.dtype)
-        if xp is np:
-            np.add.at(grad_x, self.index, grad)
-        else:
-            xp.add.at(grad_x, self.index, grad)
+        target = grad_x if self.select is None else grad_x[self.select]   # a view into it
+        xp.add.at(target, self.index, grad)
         return grad_x
 
 
 class Pad(Function):
     """Constant padding; ``pad_width`` as numpy's ((before, after), ...) per axis, all >= 0."""
+    saves_inputs = False      # backward reads no input values
 
     def __init__(self, pad_width, value=0.0):
         self.pad_width, self.value = pad_width, value
@@ -73,6 +82,8 @@ class Pad(Function):
 
 
 class Concat(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -88,6 +99,8 @@ class Concat(Function):
 
 
 class Stack(Function):
+    saves_inputs = False      # backward reads no input values
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -142,11 +155,76 @@ def transpose(x, axes=None):
 
 
 def getitem(x, index):
+    """x[index] with PyTorch's placement rule for mixed indices.
+
+    NumPy counts an integer as an index array: in ``a[0, :, [0, 1, 2]]`` the integer and the
+    list are "separated by a slice", so NumPy puts the list's axis first.  PyTorch first
+    applies the integers (each removes its axis) and only then the index arrays, so the list's
+    axis stays where the list was.  tinynet does as PyTorch: ``x[integers][rest]``."""
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem(index)(x)
+    select, rest = _split_integers(index)
+    return GetItem(rest, select)(x)
+
+
+def setitem(x, index, value):
+    """``x[index] = value`` in place, for a tensor outside any graph (PyTorch's placement
+    rule, as ``getitem``).  Bumps ``x``'s version, so a graph that read ``x`` before refuses
+    to run backward with the new values."""
+    from ..autograd import is_grad_enabled
+    if x.requires_grad and is_grad_enabled():
+        kind = "a leaf tensor that requires grad" if x.is_leaf else "a tensor in a graph"
+        raise RuntimeError(
+            f"x[...] = value on {kind} (shape {tuple(x.shape)}): its gradient could no longer "
+            "be computed.  Change a leaf under `with tn.no_grad():`, or build a new tensor "
+            "(F.where, F.concat) instead of writing into one that is part of a graph")
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise ValueError(f"x[...] = value: value is on {value.device}, x on {x.device}")
+        value = value.data
+    elif x.device != "cpu" and isinstance(value, (np.ndarray, list, tuple)):
+        value = backend.move(np.asarray(value), x.device)       # CuPy takes no NumPy array
+    select, rest = _split_integers(index)
+    target = x.data if select is None else x.data[select]      # a view into x.data
+    target[rest] = value
+    bump_version(x)
+
+
+def _is_integer(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _split_integers(index):
+    """(integer part, rest) of an index that mixes integers with index arrays, where NumPy
+    and PyTorch differ; (None, index) for every other index."""
+    if not isinstance(index, tuple):
+        return None, index
+    is_array = [not (_is_integer(i) or i is None or i is Ellipsis or isinstance(i, slice))
+                for i in index]
+    if not any(is_array) or not any(_is_integer(i) for i in index):
+        return None, index
+    select, rest = [], []
+    for i, array in zip(index, is_array):
+        if _is_integer(i):
+            select.append(i)                       # applied now: its axis disappears
+        elif i is None:
+            select.append(None)                    # the new axis is made now ...
+            rest.append(slice(None))               # ... and kept whole afterwards
+        elif array:
+            a = np.asarray(i) if isinstance(i, (list, tuple)) else i
+            covered = a.ndim if a.dtype == bool else 1      # a mask spans a.ndim axes
+            select.extend([slice(None)] * covered)
+            rest.append(i)
+        else:                                      # a slice or Ellipsis: passes through
+            select.append(i if i is Ellipsis else slice(None))
+            rest.append(i)
+    return tuple(select), tuple(rest)
 
 
 def pad(x, pad, mode="constant", value=0.0):
@@ -201,9 +279,19 @@ def _pad_widths(pad, ndim):
 
 def concat(tensors, axis=None, *, dim=None):
     """Join along an existing ``axis`` (PyTorch: ``torch.cat(tensors, dim)``)."""
-    return Concat(resolve_axis("concat", axis, dim, default=0))(*tensors)
+    return Concat(resolve_axis("concat", axis, dim, default=0))(*_sequence(tensors, "concat"))
 
 
 def stack(tensors, axis=None, *, dim=None):
     """Join along a new ``axis`` (or ``dim``)."""
-    return Stack(resolve_axis("stack", axis, dim, default=0))(*tensors)
+    return Stack(resolve_axis("stack", axis, dim, default=0))(*_sequence(tensors, "stack"))
+
+
+def _sequence(tensors, op):
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__len__"):
+        raise TypeError(f"{op}: tensors must be a list or tuple of tensors, got "
+                        f"{type(tensors).__name__}")
+    if len(tensors) == 0:
+        raise ValueError(f"{op}: tensors must hold at least one tensor, got an empty "
+                         f"{type(tensors).__name__}")
+    return tensors

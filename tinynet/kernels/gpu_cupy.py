@@ -6,7 +6,8 @@ reused here unchanged; so is average pooling (sums of shifted slices, each one e
 CUDA kernel).  What the generic code does poorly on a GPU is max pooling, whose two passes
 over the window offsets launch many small kernels; here it is one CUDA thread per output:
 
-    y[n, c, i, j]      = max over the window (padding never wins; NaN wins as in np.argmax)
+    y[n, c, i, j]      = max over the window (padding never wins; a NaN wins, the last one
+                         in the window as in PyTorch)
     argmax[n, c, i, j] = h * W + w of the first maximum in row-major window order
 
 and its backward is one scatter-add of dL/dy into the argmax positions (atomic adds, since
@@ -40,7 +41,7 @@ _MAX_POOL_SOURCE = r"""
     for (int a = h0; a < h1; ++a) {
         for (int b = w0; b < w1; ++b) {
             const T v = x[base + a * w + b];
-            if (!(v <= best) && best == best) {   // larger, or the first NaN
+            if (v > best || v != v) {   // larger, or a NaN (the last one wins, as PyTorch)
                 best = v;
                 where = a * w + b;
             }

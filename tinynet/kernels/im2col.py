@@ -266,10 +266,18 @@ def _offsets(x_shape, out_size, kernel, stride, padding):
                 yield (u, v, (Ellipsis, rows[0], cols[0]), (Ellipsis, rows[1], cols[1]))
 
 
+def _flat_index(xp, in_block, w):
+    """h * W + w of every input in the block (rows, columns) of one (H, W) plane."""
+    rows, cols = in_block[1:]
+    return (xp.arange(rows.start, rows.stop, rows.step)[:, None] * w
+            + xp.arange(cols.start, cols.stop, cols.step)[None, :])
+
+
 def max_pool2d_forward(x, kernel, stride, padding):
     """Two passes over the KH * KW offsets: the running maximum, then (offsets in reverse,
     so that the first one in row-major window order is written last and wins ties) where
-    it was.  NaN propagates to y; its gradient then goes to the window's first input."""
+    it was.  NaN propagates to y, and its gradient goes to the window's last NaN, as in
+    the reference and Numba kernels (and PyTorch): a third pass, in forward order."""
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     (sh, sw), (ph, pw) = stride, padding
@@ -284,10 +292,12 @@ def max_pool2d_forward(x, kernel, stride, padding):
     argmax = xp.empty((n, c, oh, ow), dtype=np.int64)
     argmax[...] = first
     for _, _, out_block, in_block in reversed(blocks):
-        rows, cols = in_block[1:]
-        index = (xp.arange(rows.start, rows.stop, rows.step)[:, None] * w
-                 + xp.arange(cols.start, cols.stop, cols.step)[None, :])
-        xp.copyto(argmax[out_block], index, where=x[in_block] == y[out_block])
+        xp.copyto(argmax[out_block], _flat_index(xp, in_block, w),
+                  where=x[in_block] == y[out_block])
+    if xp.isnan(y).any():
+        for _, _, out_block, in_block in blocks:
+            xp.copyto(argmax[out_block], _flat_index(xp, in_block, w),
+                      where=xp.isnan(x[in_block]))
     return y, argmax
 
 

@@ -2,9 +2,11 @@
 task; the notation and the meaning of ``argmax`` are those of reference.py.
 
 Max pooling keeps, for every output, the flat index h*W + w of its window's maximum (the
-first one in row-major window order wins a tie; padding never wins; a NaN wins as in
-np.argmax); backward adds each output's gradient at that index.  Average pooling divides
-every window sum by KH KW (zero padding counted, PyTorch's count_include_pad=True).
+first one in row-major window order wins a tie; padding never wins; a NaN wins, and of
+several NaNs the last, as in PyTorch's CPU kernel); backward adds each output's gradient
+at that index.  Average pooling divides every window sum by KH KW (zero padding counted,
+PyTorch's count_include_pad=True); each sum starts at 0, so an inf or NaN stays in its
+own windows.
 """
 import numpy as np
 from numba import njit
@@ -15,9 +17,9 @@ from .numba_threads import fast as _fast, run as _run
 
 @njit(cache=True, inline="always")
 def _takes_over(value, best):
-    """value replaces best as the maximum: it is larger, or NaN (as np.argmax: a NaN
-    wins, and then the first NaN stays)."""
-    return (not value <= best) and best == best
+    """value replaces best as the maximum: it is larger, or NaN (PyTorch's rule: a NaN
+    wins, and a later NaN replaces an earlier one)."""
+    return value > best or value != value
 
 
 @_fast
@@ -99,7 +101,7 @@ def _avg_pool_forward(x, kh, kw, sh, sw, ph, pw, y, t0, t1):
             for j in range(ow):
                 w0 = max(j * sw - pw, 0)
                 w1 = min(j * sw - pw + kw, w_)
-                s = x[n, c, 0, 0] * 0
+                s = 0.0              # not x[...] * 0: that is NaN when x holds inf or NaN
                 for h in range(h0, h1):
                     for w in range(w0, w1):
                         s += x[n, c, h, w]
@@ -150,8 +152,9 @@ def max_pool2d_forward(x, kernel, stride, padding):
 
 def max_pool2d_backward(grad_y, argmax, x_shape):
     n, c, h, w = x_shape
-    gy = np.ascontiguousarray(grad_y).reshape(n, c, -1)
-    where = np.ascontiguousarray(argmax, dtype=np.int64).reshape(n, c, -1)
+    outputs = grad_y.shape[2] * grad_y.shape[3]          # not -1: N = 0 must work too
+    gy = np.ascontiguousarray(grad_y).reshape(n, c, outputs)
+    where = np.ascontiguousarray(argmax, dtype=np.int64).reshape(n, c, outputs)
     grad_x = np.empty((n, c, h * w), dtype=grad_y.dtype)
     _run(_max_pool_backward, n * c, grad_x.size, gy, where, grad_x)
     return grad_x.reshape(x_shape)

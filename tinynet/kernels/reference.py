@@ -101,7 +101,8 @@ def max_pool2d_forward(x, kernel, stride, padding):
     """y[n, c, i, j] = max of the window; padding counts as -inf (it never wins).
 
     argmax[n, c, i, j] = h * W + w of that maximum in the unpadded plane; the first one in
-    row-major window order wins a tie."""
+    row-major window order wins a tie.  A NaN is the maximum of its window, and of several
+    NaNs the last one wins (PyTorch's CPU rule)."""
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -113,8 +114,11 @@ def max_pool2d_forward(x, kernel, stride, padding):
         h0, h1 = max(i * sh - ph, 0), min(i * sh - ph + kh, h)
         for j in range(ow):
             w0, w1 = max(j * sw - pw, 0), min(j * sw - pw + kw, w)
-            window = x[:, :, h0:h1, w0:w1].reshape(n, c, -1)
-            k = xp.argmax(window, axis=2)                 # first maximum
+            window = x[:, :, h0:h1, w0:w1].reshape(n, c, (h1 - h0) * (w1 - w0))
+            k = xp.argmax(window, axis=2)                 # first maximum (or first NaN)
+            is_nan = xp.isnan(window)
+            last_nan = window.shape[2] - 1 - xp.argmax(is_nan[:, :, ::-1], axis=2)
+            k = xp.where(is_nan.any(axis=2), last_nan, k)
             y[:, :, i, j] = xp.take_along_axis(window, k[:, :, None], axis=2)[:, :, 0]
             width = w1 - w0
             argmax[:, :, i, j] = (h0 + k // width) * w + (w0 + k % width)

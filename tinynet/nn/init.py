@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..autograd import bump_version
 
 
 def _generator():
@@ -25,6 +26,7 @@ def _generator():
 def _fill(tensor, values):
     data = tensor.data
     tensor.data[...] = backend.move(np.asarray(values, dtype=data.dtype), backend.device_of(data))
+    bump_version(tensor)
     return tensor
 
 
@@ -71,6 +73,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, value):
     tensor.data[...] = value
+    bump_version(tensor)
     return tensor
 
 

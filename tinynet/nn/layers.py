@@ -8,16 +8,28 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .. import kernels
+from ..functional._checks import check_number
+from ..functional.pool import check_output_size, check_window
 from . import init
 from .module import Module, Parameter
 
 
-def _pair(value, name):
-    """3 -> (3, 3); (2, 3) -> (2, 3); checks they are ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return tuple(int(v) for v in pair)
+def _pair(value, name, layer="", low=None):
+    """3 -> (3, 3); (2, 3) -> (2, 3); checks they are ints (and >= ``low``), so that a bad
+    argument is refused by the constructor, not by the first forward pass."""
+    try:
+        pair = kernels.pair(value, name)
+    except TypeError as exc:
+        raise TypeError(f"{layer}: {exc}" if layer else str(exc)) from None
+    if low is not None and min(pair) < low:
+        raise ValueError(f"{layer}: {name} must be >= {low}, got {value!r}")
+    return pair
+
+
+def _check_int(value, name, layer):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
 
 
 def _check_positive(value, name, layer):
@@ -88,8 +100,8 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must both be divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", low=1)
+        self.stride = _pair(stride, "stride", "Conv2d", low=1)
         if isinstance(padding, str):    # 'same' or 'valid', checked by F.conv2d
             if padding not in ("same", "valid"):
                 raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', "
@@ -98,8 +110,8 @@ class Conv2d(Module):
                 raise ValueError(f"Conv2d: padding='same' needs stride 1, got {stride!r}")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+            self.padding = _pair(padding, "padding", "Conv2d", low=0)
+        self.dilation = _pair(dilation, "dilation", "Conv2d", low=1)
         _weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias)
 
     def reset_parameters(self):
@@ -176,6 +188,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
+        check_window(type(self).__name__, kernel_size, stride, padding)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.dilation = padding, dilation
@@ -197,6 +210,7 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
+        check_window(type(self).__name__, kernel_size, stride, padding)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -215,6 +229,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
+        check_output_size(output_size, "AdaptiveAvgPool2d")
         self.output_size = output_size
 
     def forward(self, x):
@@ -224,15 +239,19 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+class AdaptiveMaxPool2d(Module):
     """Max pooling to a fixed output size (OH, OW), over PyTorch's adaptive bins."""
 
     def __init__(self, output_size, return_indices=False):
-        super().__init__(output_size)
-        self.return_indices = return_indices
+        super().__init__()
+        check_output_size(output_size, "AdaptiveMaxPool2d")
+        self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, x):
         return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 # ---- activations -------------------------------------------------------------------
@@ -261,6 +280,7 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__(inplace)
+        check_number(negative_slope, "negative_slope", "LeakyReLU")
         self.negative_slope = negative_slope
 
     def forward(self, x):
@@ -294,6 +314,7 @@ class Softmax(Module):
 
     def __init__(self, dim=-1):
         super().__init__()
+        _check_int(dim, "dim", type(self).__name__)
         self.dim = dim
 
     def forward(self, x):
@@ -316,8 +337,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
+        check_number(p, "p", "Dropout", 0.0, 1.0)
         self.p, self.inplace = p, inplace     # inplace: accepted for PyTorch code, ignored
 
     def forward(self, x):
@@ -332,6 +352,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        _check_int(start_dim, "start_dim", "Flatten")
+        _check_int(end_dim, "end_dim", "Flatten")
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, bump_version
 
 
 class Parameter(Tensor):
@@ -151,13 +151,15 @@ class Module:
         self._modules[name] = module
 
     # ---- walking the tree ---------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for this module ('' for the root) and all below it."""
+    def named_modules(self, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module ('' for the root) and all below it; a
+        module reachable under two names is listed once unless ``remove_duplicate=False``
+        (as PyTorch)."""
         seen = set()
         stack = [(prefix, self)]
         while stack:                    # pre-order, children in registration order
             name, module = stack.pop()
-            if id(module) in seen:
+            if remove_duplicate and id(module) in seen:
                 continue
             seen.add(id(module))
             yield name, module
@@ -248,6 +250,7 @@ class Module:
                 if p is None:
                     continue
                 p.data = fn(p.data)
+                bump_version(p)
                 if p.grad is not None:
                     p.grad = fn(p.grad)
             for name, b in module._buffers.items():
@@ -279,9 +282,11 @@ class Module:
     # ---- saving and loading ----------------------------------------------------------
     def _state_items(self):
         """(key, owning module, attribute, kind) in PyTorch's state_dict order: each
-        module's parameters, then its buffers, then its children."""
+        module's parameters, then its buffers, then its children.  As PyTorch, a module or
+        parameter shared under two names is listed under both (``parameters()`` lists it
+        once), so a state_dict moves between models that share and models that do not."""
         items = []
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             pre = f"{prefix}." if prefix else ""
             for name, p in module._parameters.items():
                 if p is not None:
@@ -344,6 +349,7 @@ class Module:
                                  backend.device_of(current))
             if kind == "parameter":
                 module._parameters[name].data = array
+                bump_version(module._parameters[name])
             else:
                 module._buffers[name] = array
         return missing, unexpected

@@ -17,6 +17,7 @@ LayerNorm and GroupNorm standardize each example on its own (no running statisti
 import numpy as np
 
 from .. import functional as F
+from ..functional._checks import check_number
 from . import init
 from .module import Module, Parameter
 
@@ -30,6 +31,8 @@ class _BatchNorm(Module):
         if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
             raise ValueError(f"{type(self).__name__}: num_features must be a positive int, "
                              f"got {num_features!r}")
+        check_number(eps, "eps", type(self).__name__, low=0.0)
+        check_number(momentum, "momentum", type(self).__name__, 0.0, 1.0)
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.has_bias = affine and bias     # PyTorch >= 2.6: affine scale without shift
