@@ -18,11 +18,12 @@ from .smoothgrad import smoothgrad, smoothgrad_squared, vargrad
 from .featurevis import activation_maximization, top_examples
 from .tcav import CAV, TCAVResult, tcav, train_cav
 from .sanity import (compare_methods, deletion_curve, fragility, insertion_curve,
-                     model_parameter_randomization, spearman)
+                     model_parameter_randomization, spearman, tcav_calibration)
 from . import sanity
 
 __all__ = ["vanilla_gradient", "gradient_x_input", "integrated_gradients", "guided_backprop",
            "channel_max", "split_signs", "grad_cam", "guided_grad_cam", "smoothgrad",
            "smoothgrad_squared", "vargrad", "activation_maximization", "top_examples", "tcav",
            "train_cav", "CAV", "TCAVResult", "model_parameter_randomization", "deletion_curve",
-           "insertion_curve", "compare_methods", "fragility", "spearman", "sanity"]
+           "insertion_curve", "compare_methods", "fragility", "spearman", "tcav_calibration",
+           "sanity"]
