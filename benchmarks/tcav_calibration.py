@@ -1,7 +1,7 @@
 """Is TCAV's "significant" calibrated?  False-positive rate and power of explain.tcav's two
 tests, measured on tasks whose answer is known (docs/tcav_statistics.md reports the numbers).
 
-    python benchmarks/tcav_calibration.py [--trials 40] [--tasks toy,photos]
+    python benchmarks/tcav_calibration.py [--trials 40] [--tasks toy,photos] [--smoothing 3]
 
 toy     the issue's task: a CNN (explain.toy.small_cnn((6, 8))) trained until 100% test
         accuracy to detect a striped 10x10 patch in 32x32 noise images.  Concept: striped
@@ -28,8 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinynet as tn                                    # noqa: E402
-import tinynet.functional as F                          # noqa: E402
-from tinynet import nn, optim                           # noqa: E402
+from tinynet import nn                                  # noqa: E402
 from benchmarks._common import machine, table           # noqa: E402
 
 import explain                                          # noqa: E402
@@ -74,14 +73,8 @@ def photo_task():
                           nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(16, 2))
-    opt = optim.Adam(model.parameters(), lr=0.01)
     order = np.random.default_rng(0).permutation(len(x))
-    for _ in range(12):
-        for a in range(0, len(x), 24):
-            idx = order[a:a + 24]
-            opt.zero_grad()
-            F.cross_entropy(model(tn.tensor(x[idx])), tn.tensor(y[idx])).backward()
-            opt.step()
+    toy.train(model, x[order], y[order], epochs=12, batch_size=24, lr=0.01)
     held = np.concatenate([striped[60:80], other[60:]])
     held_y = np.array([1] * 20 + [0] * (len(other) - 60))
     with tn.no_grad():
@@ -101,9 +94,12 @@ def main():
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--tasks", default="toy,photos")
     parser.add_argument("--sets", type=int, default=10, help="random sets per run (m)")
+    parser.add_argument("--smoothing", type=float, default=3.0,
+                        help="the 'sets' test's smoothing (0: the plain TCAV score)")
+    parser.add_argument("--tests", default="ttest,sets")
     args = parser.parse_args()
     print(f"TCAV calibration, {args.trials} trials per row, m = {args.sets} random sets, "
-          f"alpha = 0.05; [95% Clopper-Pearson interval]")
+          f"alpha = 0.05, smoothing {args.smoothing} ('sets'); [95% Clopper-Pearson interval]")
     print(machine())
     rows = []
     for name in args.tasks.split(","):
@@ -116,12 +112,13 @@ def main():
               f"{task['accuracy']:.1%}", flush=True)
         for layer in task["layers"]:
             for concept, examples in task["concepts"].items():
-                for test in ("ttest", "sets"):
+                for test in args.tests.split(","):
                     start = time.time()
                     r = explain.tcav_calibration(
                         task["model"], layer, 1, examples, task["pool"], task["class_inputs"],
                         trials=args.trials, n_random_sets=args.sets,
-                        set_size=min(task["set_size"], len(examples)), test=test, seed=0)
+                        set_size=min(task["set_size"], len(examples)), test=test,
+                        smoothing=args.smoothing, seed=0)
                     rows.append([name, layer, concept, test,
                                  fraction(r.false_positives, r.trials,
                                           r.false_positive_interval),

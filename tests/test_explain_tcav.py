@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import tinynet as tn
-import tinynet.functional as F
-from tinynet import nn, optim
+from tinynet import nn
 
 import explain
 from explain import toy
@@ -58,7 +57,7 @@ def test_train_cav_in_the_span_reaches_the_full_problems_optimum(rng):
     full D-dimensional objective (found here by scipy's L-BFGS on the same split, centring and
     scaling) must be the same hyperplane."""
     from scipy import optimize
-    from explain.tcav import _prepare
+    from explain.cav import _prepare
     concept = rng.standard_normal((12, 50)) + 0.8
     random = rng.standard_normal((12, 50))
     cav = train_cav(concept, random, steps=1500, lr=0.05, weight_decay=1e-2, seed=3)
@@ -233,14 +232,8 @@ def test_tcav_on_real_concept_images(shared_data):
                           nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(16, 2))
-    opt = optim.Adam(model.parameters(), lr=0.01)
     order = np.random.default_rng(0).permutation(len(x))
-    for _ in range(12):
-        for a in range(0, len(x), 28):
-            idx = order[a:a + 28]
-            opt.zero_grad()
-            F.cross_entropy(model(tn.tensor(x[idx])), tn.tensor(y[idx])).backward()
-            opt.step()
+    toy.train(model, x[order], y[order], epochs=12, batch_size=28, lr=0.01)
     results = explain.tcav(model, LAYER, 1, {"striped": striped[70:], "dotted": dotted},
                            random_sets, striped[70:], progress=False)
     s, d = results[("striped", LAYER)], results[("dotted", LAYER)]

@@ -4,7 +4,7 @@ concept must be significant for its class 1, and a "concept" that is just one mo
 noise set (drawn like the random sets) must be significant in about alpha = 5% of trials.
 
 60 trials tell a calibrated 5% from the classic t-test's 20%: with 60 trials at a true 5%,
-more than 6 false positives happen with probability 3%; at a true 20%, 6 or fewer with 2%.
+more than 6 false positives happen with probability 3%; at a true 20%, 6 or fewer with 3%.
 The sets are small (10 examples, 10 random sets) and the layer is the first ReLU (6 x 16 x
 16 activations), and activations are computed once per run, so a trial costs only its CAVs.
 """
