@@ -29,20 +29,20 @@ giving m scores; ``score`` is their mean.  Is it more than chance?  Two tests:
            s is a smoothed TCAV score (the idea of alpha-TCAV, Schnoor et al. 2026):
                s(C, R) = mean_{x in X_k} sigmoid(S_{C,k,l}(x) / tau)
            with tau = ``smoothing`` x the median |S| of the random-vs-random CAVs (default 3:
-           the typical random CAV's S stays in the sigmoid's near-linear part, a concept's
-           large S saturates); as tau -> 0 it is the lecture's score (``smoothing=0`` uses the
-           indicator itself).  Without it a layer right below the linear head (every x has
-           the same gradient there, every score is 0 or 1) gives a random set the top value 1
-           about once in m + 1 tries, so no test on the plain score can reach p < 0.05 with
-           m = 10 sets, and the bounded, uniform-like T(R_j) make the t-test conservative.  The CAV of R_j against R_i
-           is minus the CAV of R_i against R_j (the classifier with the labels swapped), so the
-           null costs m (m - 1) / 2 CAVs.
+           a typical random CAV's S stays in the sigmoid's near-linear part, a concept's large
+           S saturates); as tau -> 0 it is the lecture's score (``smoothing=0``: the indicator
+           itself).  Why smooth: right below a linear head every x has the same gradient, so
+           every plain score is 0 or 1, T(R_j) is about uniform on [0, 1], a random set gets
+           the top value 1 about once in m + 1 tries, and the test on the plain score found a
+           planted concept in 0 of 40 trials there.  The CAV of R_j against R_i is minus the
+           CAV of R_i against R_j (the classifier with the labels swapped), so the null costs
+           m (m - 1) / 2 CAVs.
   test="ttest" (the classic, MISCALIBRATED)   a two-sided t-test of the m concept scores
            against m random-vs-random scores (R_i vs R_{i+1 mod m}, or ``random_counterpart``
            vs each R_i) as if they were independent draws.  They are not: on a CNN trained to
            detect a striped patch, a "concept" that is just another random noise set is
-           called significant in about 20-35% of trials at alpha = 0.05, and more random sets
-           make it worse (measurements: docs/tcav_statistics.md).
+           called significant in 12-15% of 40 trials at alpha = 0.05 (22% on real photos; the
+           'sets' test: 0-2%), and more random sets make it worse (docs/tcav_statistics.md).
 
 Both apply a Bonferroni correction (p < alpha / n_tests) when several concepts/layers are
 tested together.  ``explain.sanity.tcav_calibration`` measures a test's false-positive rate
@@ -402,7 +402,7 @@ def tcav(model, layer, target, concept_inputs, random_inputs, class_inputs, alph
           t = (T(C) - mean_j T(R_j)) / (sd_j T(R_j) sqrt(1 + 1/m)),  p = 2 P(T_{m-1} > |t|)
       'ttest' (classic, MISCALIBRATED): scipy's two-sample t-test of the m scores against m
           random-vs-random scores; it calls a "concept" that is just another random set
-          significant in 15-25% of trials at alpha = 0.05 (docs/tcav_statistics.md).
+          significant in 12-22% of trials at alpha = 0.05 (docs/tcav_statistics.md).
 
     layer            a layer (module or dotted name) or a list of them
     target           the class k (an int)
