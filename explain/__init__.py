@@ -8,8 +8,8 @@
     explain.tcav(model, layer, target, concept, randoms, class_inputs)   # TCAV (Kim et al.)
 
 and the checks that grade them (``explain.sanity``): model-parameter randomization,
-deletion/insertion curves, fragility.  Plots live in ``explain.plot`` (matplotlib is imported
-only there).
+deletion/insertion curves, fragility, TCAV calibration.  Plots live in ``explain.plot``
+(matplotlib is imported only there).
 """
 from .saliency import (channel_max, gradient_x_input, guided_backprop, integrated_gradients,
                        split_signs, vanilla_gradient)
