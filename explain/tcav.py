@@ -25,7 +25,10 @@ giving m scores; ``score`` is their mean.  Is it more than chance?  Two tests:
                T(R_j) = mean_i!=j s(R_j, R_i)         (j = 1..m, the null distribution)
            and C is significant when T(C) is an unusual draw from the T(R_j) (a prediction
            t-test with m - 1 degrees of freedom):
-               t = (T(C) - mean_j T(R_j)) / (sd_j T(R_j) * sqrt(1 + 1/m)),  p = 2 P(T_{m-1} > |t|)
+               t = (T(C) - mean_j T(R_j)) / ((m-1)/m sd_j T(R_j) sqrt(1 + 1/m)),
+               p = 2 P(T_{m-1} > |t|)
+           ((m - 1)/m: in the round robin each pair of random sets enters two T(R_j) with
+           opposite signs, which spreads the T(R_j) by m/(m - 1) compared with T(C)).
            s is a smoothed TCAV score (the idea of alpha-TCAV, Schnoor et al. 2026):
                s(C, R) = mean_{x in X_k} sigmoid(S_{C,k,l}(x) / tau)
            with tau = ``smoothing`` x the median |S| of the random-vs-random CAVs (default 3:
@@ -42,7 +45,7 @@ giving m scores; ``score`` is their mean.  Is it more than chance?  Two tests:
            vs each R_i) as if they were independent draws.  They are not: on a CNN trained to
            detect a striped patch, a "concept" that is just another random noise set is
            called significant in 12-15% of 40 trials at alpha = 0.05 (22% on real photos; the
-           'sets' test: 0-2%), and more random sets make it worse (docs/tcav_statistics.md).
+           'sets' test: 2-5%), and more random sets make it worse (docs/tcav_statistics.md).
 
 Both apply a Bonferroni correction (p < alpha / n_tests) when several concepts/layers are
 tested together.  ``explain.sanity.tcav_calibration`` measures a test's false-positive rate
@@ -86,7 +89,8 @@ class TCAVResult:
     random_cav_accuracies: np.ndarray = field(default=None)
     test: str = None                # 'sets' (calibrated) or 'ttest' (classic, miscalibrated)
     statistic: float = None         # 'sets': T(C), the concept's mean smoothed score
-    random_statistics: np.ndarray = None   # 'sets': T(R_j), the null distribution of T(C)
+    random_statistics: np.ndarray = None   # 'sets': T(R_j), the null (spread shrunk by
+                                           # (m - 1)/m in the test, see the docstring)
     tau: float = None               # 'sets': the smoothing scale of S (0: the plain score)
 
     @property
@@ -209,10 +213,15 @@ def _set_test(concept_sens, null_sens, m, smoothing):
         return t / (m - 1)
     smoothed_null = null_t(lambda s: smoothed_score(s, tau))
     plain_null = null_t(lambda s: smoothed_score(s, 0.0))
+    # In a round robin each pair enters two T(R_j) with opposite signs, which spreads them
+    # apart: if s(A, B) = a - b + noise, T(R_j) - mean = m/(m-1) (r_j - mean r) + ..., while
+    # T(C) - mean = c - mean r + ...  So shrink the null's deviations by (m - 1)/m.
+    mean = smoothed_null.mean()
+    null_for_test = mean + (smoothed_null - mean) * (m - 1) / m
     out = {}
     for name, s in concept_sens.items():
         statistic = float(np.mean(smoothed_score(s, tau)))
-        out[name] = (statistic, set_test_p(statistic, smoothed_null))
+        out[name] = (statistic, set_test_p(statistic, null_for_test))
     return tau, out, smoothed_null, plain_null
 
 
@@ -399,7 +408,8 @@ def tcav(model, layer, target, concept_inputs, random_inputs, class_inputs, alph
       'sets' (default, calibrated): every random set plays the concept in turn, as C did,
           T(C) = mean_i s(C, R_i),   T(R_j) = mean_{i != j} s(R_j, R_i),
           s(C, R) = mean_{x in X_k} sigmoid(S_{C,k,l}(x) / tau)   (a smoothed score),
-          t = (T(C) - mean_j T(R_j)) / (sd_j T(R_j) sqrt(1 + 1/m)),  p = 2 P(T_{m-1} > |t|)
+          t = (T(C) - mean_j T(R_j)) / ((m-1)/m sd_j T(R_j) sqrt(1 + 1/m)),
+          p = 2 P(T_{m-1} > |t|)
       'ttest' (classic, MISCALIBRATED): scipy's two-sample t-test of the m scores against m
           random-vs-random scores; it calls a "concept" that is just another random set
           significant in 12-22% of trials at alpha = 0.05 (docs/tcav_statistics.md).

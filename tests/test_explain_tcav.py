@@ -100,6 +100,24 @@ def test_the_tests_against_hand_computed_values():
     assert ttest_p([1, 1], [1, 1]) == 1 and ttest_p([1, 1], [0, 0]) == 0
 
 
+def test_set_test_on_an_additive_model():
+    """If S(A vs B) = a - b for every input (each set a number, a very wide smoothing so the
+    smoothed score is linear in S), the round robin gives T(R_j) - 1/2 proportional to
+    m/(m-1) (r_j - mean r) and T(C) - 1/2 to c - mean r; the test must then be the
+    prediction t-test of c among the r_j: t = (c - mean r) / (sd r sqrt(1 + 1/m))."""
+    from scipy import stats
+    from explain.tcav import _set_test
+    r = np.array([0.1, -0.3, 0.5, 0.0, 0.2])
+    c, m = 1.0, 5
+    null = {(i, j): np.full(3, r[i] - r[j]) for i in range(m) for j in range(i + 1, m)}
+    concept = {"c": np.repeat((c - r)[:, None], 3, axis=1)}
+    _, out, null_t, _ = _set_test(concept, null, m, smoothing=1e6)
+    tau = 1e6 * np.median(np.abs(r[:, None] - r[None, :])[np.triu_indices(m, 1)])
+    assert np.allclose(null_t - 0.5, m / (m - 1) * (r - r.mean()) / (4 * tau))
+    t = (c - r.mean()) / (r.std(ddof=1) * np.sqrt(1 + 1 / m))
+    assert np.isclose(out["c"][1], 2 * stats.t.sf(t, m - 1), rtol=1e-6)
+
+
 def test_smoothed_score_spans_the_plain_score_and_the_mean_sensitivity():
     s = np.array([-2.0, -0.1, 0.3, 5.0])
     assert smoothed_score(s, 0) == 0.5                # the lecture's fraction with S > 0

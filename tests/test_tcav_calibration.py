@@ -35,7 +35,7 @@ def calibrate(task, test):
 def test_the_default_test_is_calibrated_and_finds_the_planted_concept(task):
     r = calibrate(task, "sets")
     assert r.test == "sets" and r.trials == TRIALS and r.alpha == 0.05
-    assert r.false_positives <= 6, str(r)          # measured: 2/60
+    assert r.false_positives <= 6, str(r)          # measured: 3/60
     assert r.power >= 0.9, str(r)                  # measured: 60/60
     lo, hi = r.false_positive_interval
     assert lo <= r.false_positive_rate <= hi and hi < 0.25
