@@ -20,9 +20,12 @@ What is where, in reading order:
     smoothgrad.py    smoothgrad, smoothgrad_squared, vargrad
     gradcam.py       grad_cam, guided_grad_cam
     featurevis.py    activation_maximization (transforms, Fourier images), top_examples
-    tcav.py          train_cav, sensitivities, tcav_score, tcav (random runs, t-test)
+    cav.py           train_cav, train_cavs (the linear classifier whose normal is the CAV)
+    tcav.py          sensitivities, tcav_score, tcav (random runs; a calibrated test by
+                     default, the classic t-test by name: docs/tcav_statistics.md)
     sanity.py        model_parameter_randomization, deletion_curve, insertion_curve,
-                     compare_methods, fragility (the checks that grade explanations)
+                     compare_methods, fragility, tcav_calibration (the checks that grade
+                     explanations)
     plot.py          figures (matplotlib is imported only there)
     toy.py           small tasks with a known right answer and CNNs trained on them in seconds
 
@@ -36,11 +39,12 @@ from .smoothgrad import smoothgrad, smoothgrad_squared, vargrad
 from .featurevis import activation_maximization, top_examples
 from .tcav import CAV, TCAVResult, tcav, train_cav
 from .sanity import (compare_methods, deletion_curve, fragility, insertion_curve,
-                     model_parameter_randomization, spearman)
+                     model_parameter_randomization, spearman, tcav_calibration)
 from . import sanity
 
 __all__ = ["vanilla_gradient", "gradient_x_input", "integrated_gradients", "guided_backprop",
            "channel_max", "split_signs", "grad_cam", "guided_grad_cam", "smoothgrad",
            "smoothgrad_squared", "vargrad", "activation_maximization", "top_examples", "tcav",
            "train_cav", "CAV", "TCAVResult", "model_parameter_randomization", "deletion_curve",
-           "insertion_curve", "compare_methods", "fragility", "spearman", "sanity"]
+           "insertion_curve", "compare_methods", "fragility", "spearman", "tcav_calibration",
+           "sanity"]

@@ -11,6 +11,8 @@ examples" and "can be fragile".  Three checks turn that into numbers:
         (rise) quickly: small deletion area, large insertion area.
   fragility  (Ghorbani et al. 2019) search for a small perturbation that keeps the
         prediction but moves the map: report how many of the top-k pixels stay.
+  tcav_calibration  how often TCAV's significance test calls a random "concept" significant
+        (should be about alpha) and how often it finds a given concept, over many trials.
 
 Each method passed to these checks is a function ``method(model, x, target) -> map``.
 """
@@ -307,3 +309,107 @@ def fragility(model, x, target, method, epsilon=0.03, k=None, n_candidates=16, n
         prediction_kept=kept,
         perturbation_linf=np.abs(perturbed - xs).reshape(n, -1).max(axis=1),
         perturbed=perturbed, original_maps=originals, perturbed_maps=pmaps)
+
+
+# ---- TCAV calibration ---------------------------------------------------------------------
+
+@dataclass
+class TCAVCalibration:
+    test: str                       # the tcav test measured ('sets' or 'ttest')
+    trials: int
+    alpha: float
+    false_positives: int            # trials where the random "concept" was significant
+    false_positive_rate: float
+    false_positive_interval: tuple  # 95% Clopper-Pearson interval of the rate
+    detections: int                 # trials where the supplied concept was significant
+    power: float
+    power_interval: tuple
+    random_p_values: np.ndarray     # (trials,) p of the random "concept"
+    concept_p_values: np.ndarray    # (trials,) p of the supplied concept
+    concept_scores: np.ndarray      # (trials,) the supplied concept's TCAV score
+
+    def __str__(self):
+        lo, hi = self.false_positive_interval
+        plo, phi = self.power_interval
+        return (f"tcav test={self.test!r}, {self.trials} trials at alpha={self.alpha}: random "
+                f"concept significant {self.false_positives}/{self.trials} "
+                f"({self.false_positive_rate:.0%}, 95% CI {lo:.0%}-{hi:.0%}); concept "
+                f"significant {self.detections}/{self.trials} ({self.power:.0%}, 95% CI "
+                f"{plo:.0%}-{phi:.0%})")
+
+
+def _binomial_interval(k, n):
+    from scipy import stats
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(0.95)     # Clopper-Pearson
+    return float(ci.low), float(ci.high)
+
+
+def tcav_calibration(model, layer, target, concept_inputs, random_inputs, class_inputs,
+                     trials=40, n_random_sets=10, set_size=None, alpha=0.05, test="sets",
+                     smoothing=3.0, cav_steps=300, cav_lr=0.05, test_fraction=0.33, seed=0,
+                     batch_size=64, progress=True):
+    """Does ``explain.tcav``'s test keep its promise in YOUR setting?  Its false-positive rate
+    (how often a "concept" that is just another random set is called significant; a
+    calibrated test: about alpha) and its power on ``concept_inputs``.
+
+    Each of ``trials`` trials draws, without replacement from the pool ``random_inputs`` (an
+    array (N, ...) or a list of sets, pooled), ``n_random_sets`` random sets and one more
+    set that plays a random "concept", all of ``set_size`` examples, and a random
+    ``set_size`` of the concept examples; then runs the test (``test``, ``smoothing``, the
+    CAV settings: as in ``explain.tcav``) for both concepts against the same random sets.
+    Activations and class gradients are computed once, so a trial costs only its CAVs.
+    Each p-value is compared with ``alpha`` itself (one question per concept and trial).
+
+    set_size   default: as large as the pool and the concept examples allow (at most 40)
+    Returns a ``TCAVCalibration`` (``print`` it) with 95% Clopper-Pearson intervals."""
+    from ._common import resolve_layer
+    from .tcav import (MIN_EXAMPLES, _check_options, _test_layer, cav_trainer, class_gradients,
+                       layer_activations)
+    n_random_sets = check_positive_int(n_random_sets, "n_random_sets", minimum=3)
+    _check_options(test, [None] * n_random_sets, None, alpha, smoothing)
+    trials = check_positive_int(trials, "trials")
+    pool = (np.concatenate([to_numpy(r) for r in random_inputs])
+            if isinstance(random_inputs, (list, tuple)) else to_numpy(random_inputs))
+    concept = to_numpy(concept_inputs)
+    per_trial = n_random_sets + 1
+    if set_size is None:
+        set_size = min(40, len(concept), len(pool) // per_trial)
+    set_size = check_positive_int(set_size, "set_size", minimum=MIN_EXAMPLES)
+    if per_trial * set_size > len(pool):
+        raise ValueError(f"random_inputs has {len(pool)} examples; a trial draws "
+                         f"{per_trial} disjoint sets of set_size={set_size} "
+                         f"(= {per_trial * set_size})")
+    if set_size > len(concept):
+        raise ValueError(f"concept_inputs has {len(concept)} examples, fewer than "
+                         f"set_size={set_size}")
+    _, module = resolve_layer(model, layer, default=None)
+    pool_acts = layer_activations(model, module, pool, batch_size)
+    concept_acts = layer_activations(model, module, concept, batch_size)
+    grads = class_gradients(model, module, class_inputs, target, batch_size)
+    get_cavs = cav_trainer(test_fraction, cav_steps, cav_lr)
+    rng = np.random.default_rng(seed)
+    p_random, p_concept, scores = [], [], []
+    bar = progress_bar(trials, f"tcav calibration ({test})", progress)
+    try:
+        for trial in range(trials):
+            order = rng.permutation(len(pool))
+            sets = [pool_acts[order[k * set_size:(k + 1) * set_size]] for k in range(per_trial)]
+            picked = concept_acts[rng.permutation(len(concept))[:set_size]]
+            fields = _test_layer({"concept": picked, "random": sets[0]}, sets[1:], grads,
+                                 get_cavs, test, None, smoothing, seed=seed + 10_000 * trial)
+            p_concept.append(fields["concept"]["p_value"])
+            p_random.append(fields["random"]["p_value"])
+            scores.append(fields["concept"]["score"])
+            bar.update(1)
+    finally:
+        bar.close()
+    p_random, p_concept = np.array(p_random), np.array(p_concept)
+    false_positives = int(np.sum(p_random < alpha))
+    detections = int(np.sum(p_concept < alpha))
+    return TCAVCalibration(
+        test=test, trials=trials, alpha=alpha, false_positives=false_positives,
+        false_positive_rate=false_positives / trials,
+        false_positive_interval=_binomial_interval(false_positives, trials),
+        detections=detections, power=detections / trials,
+        power_interval=_binomial_interval(detections, trials),
+        random_p_values=p_random, concept_p_values=p_concept, concept_scores=np.array(scores))
