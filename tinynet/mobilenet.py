@@ -29,6 +29,11 @@ runs in float: activations are not re-quantized between layers, so the outputs a
 "a plain float computation with the dequantized weights", not bit-exact to the uint8
 interpreter.  Layouts: TFLite's NHWC activations become NCHW, conv weights [O, KH, KW, I]
 become (O, I, KH, KW), depthwise weights [1, KH, KW, C] become (C, 1, KH, KW), groups = C.
+
+TensorFlow's 'SAME' padding is worked out once, for the input size the file fixes (e.g.
+224): even padding goes into the Conv2d, uneven padding (stride 2 on an even size: the extra
+row and column at the bottom and right) into a ZeroPad2d before it.  Other input sizes run
+with those same pads, which is what TensorFlow would do for every even size.
 """
 import math
 from collections import OrderedDict
@@ -76,7 +81,8 @@ _ACTIVATIONS = {None: None, "relu": nn.ReLU, "relu6": nn.ReLU6}
 
 class ZeroPad2d(nn.Module):
     """Zero padding of the last two axes by ``(left, right, top, bottom)``, as PyTorch's
-    nn.ZeroPad2d.  (A local stand-in until tinynet.nn has its own ZeroPad2d.)"""
+    nn.ZeroPad2d.  (A local stand-in: to be replaced by tinynet.nn.ZeroPad2d, which is being
+    added with the same flat-tuple argument.)"""
 
     def __init__(self, padding):
         super().__init__()
@@ -108,20 +114,16 @@ class ConvUnit(nn.Module):
         return x if self.act is None else self.act(x)
 
 
-class Block(nn.Module):
+class Block(nn.Sequential):
     """A MobileNet block: its ConvUnits in order (expand, depthwise, pointwise), plus the
     block's input when ``residual`` (MobileNet v2's skip connection, TFLite's ADD)."""
 
     def __init__(self, units, residual=False):
-        super().__init__()
-        for name, unit in units.items():
-            self.add_module(name, unit)
+        super().__init__(OrderedDict(units))
         self.residual = residual
 
     def forward(self, x):
-        y = x
-        for unit in self._modules.values():
-            y = unit(y)
+        y = super().forward(x)
         return y + x if self.residual else y
 
     def extra_repr(self):
