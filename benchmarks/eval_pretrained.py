@@ -62,7 +62,9 @@ def evaluate(name, photos, batch_size, cache):
         saved = tn.load(cache)["predictions"]
         if len(saved) == len(photos):
             preds = saved
-    todo = np.flatnonzero(preds < 0)
+    labels = np.array([label for _, label in photos])
+    # a random order: the photos done so far are a fair sample if the run is cut short
+    todo = np.random.default_rng(0).permutation(np.flatnonzero(preds < 0))
     with tqdm(total=len(photos), initial=len(photos) - len(todo), desc=name, unit="img") as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
@@ -71,6 +73,8 @@ def evaluate(name, photos, batch_size, cache):
                 logits = model(models.mobilenet_input(images)).data
             preds[batch] = logits[:, 1:].argmax(axis=1)        # 1000-way: no background
             tn.save({"predictions": preds}, cache)
+            done = preds >= 0
+            bar.set_postfix(top1=f"{100 * np.mean(preds[done] == labels[done]):.1f}%")
             bar.update(len(batch))
     return preds
 

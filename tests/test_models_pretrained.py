@@ -162,6 +162,29 @@ def test_top1_equals_the_oracle_on_imagenette_photos(shared_data, name, count):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("size, kernel, stride, expected", [
+    (8, 3, 2, (0, 1)),      # even size, stride 2: the extra pixel after
+    (7, 3, 2, (1, 1)),      # odd size: out 4, (4 - 1) 2 + 3 - 7 = 2 in total
+    (5, 3, 1, (1, 1)),      # stride 1: (K - 1) / 2 on each side
+    (5, 1, 2, (0, 0)),      # 1x1 needs none
+    (6, 4, 1, (1, 2)),      # even kernel: the odd one after
+])
+def test_tensorflow_same_padding(size, kernel, stride, expected):
+    from tinynet.mobilenet import _tf_padding
+    assert _tf_padding("SAME", size, kernel, stride, 1) == expected
+    assert _tf_padding("VALID", size, kernel, stride, 1) == (0, 0)
+
+
+def test_zero_pad2d_pads_left_right_top_bottom():
+    from tinynet.mobilenet import ZeroPad2d
+    x = tn.tensor(np.arange(4.0).reshape(1, 1, 2, 2), requires_grad=True)
+    y = ZeroPad2d((0, 1, 2, 0))(x)                      # (left, right, top, bottom)
+    np.testing.assert_array_equal(y.data[0, 0], [[0, 0, 0], [0, 0, 0], [0, 1, 0], [2, 3, 0]])
+    grad = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(grad)
+    np.testing.assert_array_equal(x.grad, grad[:, :, 2:, :2])
+
+
 def test_registry_checksums_match_the_files(shared_data):
     for name, entry in models.PRETRAINED.items():
         data = (shared_data / "models" / entry["file"]).read_bytes()

@@ -262,15 +262,18 @@ class _Builder:
         return ConvUnit(conv, pad, self.activation(op))
 
     def bias(self, op, b_index, x_index, weight_t):
-        """An int32 bias is stored with scale = input scale * weight scale (TFLite's rule);
-        the file's own bias scale is used where it gives one."""
+        """An int32 bias q stands for s_x * s_w * q: TFLite's rule, its scale is the input's
+        times the weight's (per output channel where the weight has one scale per channel).
+        The scale the file stores for the bias is that product to float32 rounding."""
         bias_t = self.const(op, b_index, "bias")
-        if bias_t.scale is None and bias_t.dtype.kind in "iu":
-            x_scale = self.graph.tensors[x_index].scale
+        x_scale = self.graph.tensors[x_index].scale
+        if bias_t.dtype.kind in "iu":
             if x_scale is None or weight_t.scale is None:
-                raise self.error(op, "integer bias without a quantization scale")
-            bias_t = bias_t._replace(scale=x_scale * weight_t.scale,
-                                     zero_point=np.zeros_like(weight_t.zero_point))
+                raise self.error(op, "integer bias, but the input or the weight has no "
+                                     "quantization scale")
+            scale = x_scale * weight_t.scale
+            bias_t = bias_t._replace(scale=scale, zero_point=np.zeros(scale.shape, np.int64),
+                                     quantized_dimension=0)
         return dequantize(bias_t).reshape(-1)
 
     def feature_conv(self, op):
