@@ -8,9 +8,15 @@ so their state_dicts have the same keys and shapes and weights move between them
     theirs = models.reference_cnn(layers=torch.nn)
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
 
-(Pretrained ImageNet models and their weight importers will live here too.)
+Pretrained ImageNet models (docs/pretrained.md): MobileNets read from TFLite files
+(``load_tflite``, built in tinynet/mobilenet.py, the file reader in tinynet/tflite.py) and
+VGG-16 with torchvision's layer names and weights (``vgg16``, tinynet/vgg.py).
 """
 from . import nn as _tinynet_nn
+# ---- pretrained ImageNet models (tinynet/mobilenet.py, tinynet/vgg.py) ----
+from .mobilenet import PRETRAINED, load_tflite, mobilenet_input, read_labels  # noqa: F401
+from .tflite import TFLiteError  # noqa: F401
+from .vgg import load_torchvision_state_dict, vgg16  # noqa: F401
 
 REFERENCE_CNN_CHANNELS = (3, 32, 64, 128, 256)
 
