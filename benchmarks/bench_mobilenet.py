@@ -50,7 +50,7 @@ def to_torch(module, torch):
         if isinstance(m, nn.Conv2d):
             return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
                               m.padding, m.dilation, m.groups, bias=m.bias is not None)
-        if isinstance(m, mobilenet.ZeroPad2d):
+        if isinstance(m, nn.ZeroPad2d):
             return tnn.ZeroPad2d(m.padding)
         simple = {nn.ReLU6: tnn.ReLU6, nn.ReLU: tnn.ReLU, nn.Flatten: tnn.Flatten}
         if type(m) in simple:

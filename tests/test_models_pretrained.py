@@ -176,7 +176,7 @@ def test_tensorflow_same_padding(size, kernel, stride, expected):
 
 
 def test_zero_pad2d_pads_left_right_top_bottom():
-    from tinynet.mobilenet import ZeroPad2d
+    from tinynet.nn import ZeroPad2d
     x = tn.tensor(np.arange(4.0).reshape(1, 1, 2, 2), requires_grad=True)
     y = ZeroPad2d((0, 1, 2, 0))(x)                      # (left, right, top, bottom)
     np.testing.assert_array_equal(y.data[0, 0], [[0, 0, 0], [0, 0, 0], [0, 1, 0], [2, 3, 0]])

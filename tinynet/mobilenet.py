@@ -79,23 +79,6 @@ SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESH
 _ACTIVATIONS = {None: None, "relu": nn.ReLU, "relu6": nn.ReLU6}
 
 
-class ZeroPad2d(nn.Module):
-    """Zero padding of the last two axes by ``(left, right, top, bottom)``, as PyTorch's
-    nn.ZeroPad2d.  (A local stand-in: to be replaced by tinynet.nn.ZeroPad2d, which is being
-    added with the same flat-tuple argument.)"""
-
-    def __init__(self, padding):
-        super().__init__()
-        self.padding = tuple(int(p) for p in padding)
-
-    def forward(self, x):
-        left, right, top, bottom = self.padding
-        return F.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-
-    def extra_repr(self):
-        return str(self.padding)
-
-
 class ConvUnit(nn.Module):
     """One TFLite convolution op: [pad] -> conv -> [fused activation].
 
@@ -258,7 +241,7 @@ class _Builder:
         conv.weight.data = np.ascontiguousarray(weight)
         if b_index >= 0:
             conv.bias.data = self.bias(op, b_index, x_index, weight_t)
-        pad = None if even else ZeroPad2d((left, right, top, bottom))
+        pad = None if even else nn.ZeroPad2d((left, right, top, bottom))
         return ConvUnit(conv, pad, self.activation(op))
 
     def bias(self, op, b_index, x_index, weight_t):
