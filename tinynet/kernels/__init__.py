@@ -186,6 +186,16 @@ def choose(function_name, array):
     return function
 
 
+def numba_module(module_name, array):
+    """The Numba kernel module ``module_name`` (e.g. 'numba_norm') when the current setting
+    runs Numba kernels on ``array`` (a float32/float64 NumPy array under 'auto' or 'numba'),
+    else None: the caller's plain NumPy code, its readable reference, runs instead."""
+    if (_setting in ("auto", "numba") and type(array) is np.ndarray
+            and array.dtype in (np.float32, np.float64) and _numba_installed()):
+        return _try_import(module_name)
+    return None
+
+
 # ---- the entry points the ops call ------------------------------------------------------
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups):
