@@ -81,11 +81,13 @@ def faster(function_name, x_shape, weight_shape, padding):
     kernels (cpu_numba.py) for this product and shape?
 
     Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/RESULTS.md, 2026-11-28,
-    AMD EPYC Zen 3, 2 vCPUs, machine loaded): at 11 shapes from 8x16x32x32->16 to
-    1x256x56x56->256 Winograd took 1.0x-5x im2col's time in all three directions (forward
-    median 0.81x im2col's speed, dL/dx 0.79x, dL/dW 0.57x); the few cases above 1.0x were
-    single noisy ones (1.01x, 1.16x).  Its 16 GEMMs have an inner dimension of only C
-    (im2col's has 9 C), where OpenBLAS reaches a fraction of its peak, and the tile
+    AMD EPYC Zen 3, 2 vCPUs, machine loaded, one BLAS thread): at 11 shapes from
+    8x16x32x32->16 to 1x256x56x56->256 Winograd was slower than im2col almost everywhere
+    (medians: forward 0.81x im2col's speed, dL/dx 0.79x, dL/dW 0.57x; lowest 0.18x); the two
+    cases above 1.0x (1.01x, 1.16x) were single noisy ones.  With two BLAS threads on the
+    loaded machine it was far worse (the demo's step: 0.15x PyTorch against im2col's 0.87x):
+    16 small GEMMs per convolution, each a barrier.  The GEMMs have an inner dimension of
+    only C (im2col's has 9 C), where OpenBLAS reaches a fraction of its peak, and the tile
     transforms cost as much memory traffic as im2col saves.  So 'auto' never picks it here;
     ``tinynet.kernels.use("winograd")`` runs it.  Change this rule only with new measurements."""
     return False
