@@ -20,6 +20,7 @@ The implementations:
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
+                kernels/numba_depthwise.py   depthwise 3x3 (any Numba setting)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
 
 The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
@@ -206,8 +207,15 @@ def numba_module(module_name, array):
 
 def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, dilation,
                 groups):
-    """choose(), except that a convolution Winograd applies to runs there under
-    'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so."""
+    """choose(), except for two kinds of convolution when Numba kernels run: a depthwise
+    3x3 one goes to numba_depthwise.py, and one Winograd applies to goes to winograd.py
+    under 'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so."""
+    if (_setting in _NUMBA_SETTINGS and type(array) is np.ndarray
+            and array.dtype in (np.float32, np.float64) and _numba_installed()):
+        depthwise = _try_import("numba_depthwise")
+        if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
+                                                       dilation, groups):
+            return getattr(depthwise, function_name)
     if (_setting in ("auto", "winograd") and type(array) is np.ndarray
             and array.dtype in (np.float32, np.float64) and _numba_installed()):
         winograd = _try_import("winograd")
