@@ -9,8 +9,8 @@ hand to BLAS: the loops themselves must be fast.  The general depthwise loops of
 cpu_numba.py add one tap at a time into the output plane (nine read-modify-write passes) and
 check the borders per tap; here each task copies its (n, c) plane once into a zero-padded
 buffer that stays in cache, and then every output is one expression of nine taps with the
-kernel in registers (stride 1 vectorizes along the row).  Measured 2-7x faster than the
-general loops on MobileNet shapes (benchmarks/RESULTS.md).
+kernel in registers (stride 1 vectorizes along the row).  Measured 1.3-4x faster than the
+general loops on MobileNet's shapes, forward and backward (benchmarks/RESULTS.md).
 
     dL/dx: stride 1: the forward loop on dL/dy (padding 2 - P) with the kernel flipped;
            else every output scatters w * dL/dy[i, j] back into its window of a padded
