@@ -20,7 +20,7 @@ The implementations:
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
-                kernels/numba_depthwise.py   depthwise 3x3 (any Numba setting)
+                kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
 
 The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
@@ -195,7 +195,8 @@ def choose(function_name, array):
 
 def numba_module(module_name, array):
     """The Numba kernel module ``module_name`` (e.g. 'numba_norm') when the current setting
-    runs Numba kernels on ``array`` (a float32/float64 NumPy array under 'auto' or 'numba'),
+    runs Numba kernels on ``array`` (a float32/float64 NumPy array under 'auto', 'numba' or
+    'winograd'),
     else None: the caller's plain NumPy code, its readable reference, runs instead."""
     if (_setting in _NUMBA_SETTINGS and type(array) is np.ndarray
             and array.dtype in (np.float32, np.float64) and _numba_installed()):
@@ -210,20 +211,16 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
     """choose(), except for two kinds of convolution when Numba kernels run: a depthwise
     3x3 one goes to numba_depthwise.py, and one Winograd applies to goes to winograd.py
     under 'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so."""
-    if (_setting in _NUMBA_SETTINGS and type(array) is np.ndarray
-            and array.dtype in (np.float32, np.float64) and _numba_installed()):
-        depthwise = _try_import("numba_depthwise")
-        if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
-                                                       dilation, groups):
-            return getattr(depthwise, function_name)
-    if (_setting in ("auto", "winograd") and type(array) is np.ndarray
-            and array.dtype in (np.float32, np.float64) and _numba_installed()):
-        winograd = _try_import("winograd")
-        if (winograd is not None
-                and winograd.applies(x_shape, weight_shape, stride, padding, dilation, groups)
-                and (_setting == "winograd" or winograd.faster(function_name, x_shape,
-                                                                 weight_shape, padding))):
-            return getattr(winograd, function_name)
+    depthwise = numba_module("numba_depthwise", array)
+    if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
+                                                   dilation, groups):
+        return getattr(depthwise, function_name)
+    winograd = numba_module("winograd", array) if _setting in ("auto", "winograd") else None
+    if (winograd is not None
+            and winograd.applies(x_shape, weight_shape, stride, padding, dilation, groups)
+            and (_setting == "winograd"
+                 or winograd.faster(function_name, x_shape, weight_shape, padding))):
+        return getattr(winograd, function_name)
     return choose(function_name, array)
 
 
