@@ -1,0 +1,73 @@
+"""The depthwise 3x3 Numba kernels (kernels/numba_depthwise.py) against the reference loops:
+forward, dL/dx and dL/dw on random shapes, strides and paddings, float64 and float32; the
+dispatch that routes depthwise 3x3 convolutions there; a gradient check through F.conv2d."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.functional as F
+from tinynet import kernels
+from tinynet.kernels import reference
+
+pytest.importorskip("numba")
+from tinynet.kernels import numba_depthwise  # noqa: E402
+
+CASES = [  # N, C, H, W, stride, padding
+    (2, 3, 7, 6, (1, 1), (1, 1)), (2, 3, 7, 6, (2, 2), (1, 1)), (1, 4, 8, 8, (2, 2), (0, 0)),
+    (2, 2, 5, 9, (1, 2), (2, 0)), (1, 2, 3, 3, (1, 1), (0, 0)), (1, 3, 6, 6, (3, 3), (1, 1)),
+    (3, 5, 4, 4, (1, 1), (2, 2)), (1, 2, 9, 5, (2, 1), (1, 3)), (2, 8, 16, 16, (2, 2), (1, 1))]
+
+
+def three_products(module, x, weight, grad_y, stride, padding):
+    geometry = (stride, padding, (1, 1), x.shape[1])
+    return (module.conv2d_forward(x, weight, *geometry),
+            module.conv2d_backward_input(grad_y, weight, x.shape, *geometry),
+            module.conv2d_backward_weight(grad_y, x, weight.shape, *geometry))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES)
+def test_depthwise_matches_reference(case, dtype, rng):
+    n, c, h, w, stride, padding = case
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((c, 1, 3, 3))
+    y_shape = reference.conv2d_forward(x, weight, stride, padding, (1, 1), c).shape
+    grad_y = rng.standard_normal(y_shape)
+    assert numba_depthwise.applies(x.shape, weight.shape, stride, padding, (1, 1), c)
+    exact = three_products(reference, x, weight, grad_y, stride, padding)
+    got = three_products(numba_depthwise, *(a.astype(dtype) for a in (x, weight, grad_y)),
+                         stride, padding)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for name, g, want in zip(["y", "dx", "dw"], got, exact):
+        assert g.dtype == dtype and g.shape == want.shape, name
+        np.testing.assert_allclose(g, want, rtol=tol, atol=tol * np.abs(want).max(),
+                                   err_msg=name)
+
+
+def test_depthwise_dispatch(rng):
+    """Numba settings send depthwise 3x3 here; other grouped or dilated convolutions, and
+    the plain settings, go elsewhere."""
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    pick = lambda w_shape, groups, dilation=(1, 1), setting="auto": _pick(  # noqa: E731
+        x, w_shape, groups, dilation, setting)
+    for setting in ("auto", "numba", "winograd"):
+        assert pick((4, 1, 3, 3), 4, setting=setting) is numba_depthwise.conv2d_forward
+    assert pick((4, 1, 3, 3), 4, setting="numpy") is not numba_depthwise.conv2d_forward
+    assert pick((8, 1, 3, 3), 4) is not numba_depthwise.conv2d_forward      # multiplier 2
+    assert pick((4, 1, 5, 5), 4) is not numba_depthwise.conv2d_forward      # 5x5
+    assert pick((4, 1, 3, 3), 4, (2, 2)) is not numba_depthwise.conv2d_forward
+    assert pick((4, 2, 3, 3), 2) is not numba_depthwise.conv2d_forward      # 2 groups
+
+
+def _pick(x, w_shape, groups, dilation, setting):
+    with kernels.use(setting):
+        return kernels.choose_conv("conv2d_forward", x, x.shape, w_shape, (1, 1), (1, 1),
+                                   dilation, groups)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_gradcheck(stride, rng):
+    x, weight = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((3, 1, 3, 3))
+    with kernels.use("auto"):
+        assert tn.gradcheck(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, groups=3),
+                            x, weight)
