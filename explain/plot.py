@@ -186,3 +186,57 @@ def curves(named_curves, path, title=None):
     if title:
         ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def training_curves(history, path, title=None):
+    """Two panels over the epochs: training and validation loss; validation accuracy.
+
+    history  tn.fit's return value ({'train_loss', 'val_loss', 'val_accuracy', ...})"""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    left.plot(epochs, history["train_loss"], "o-", label="training (augmented, smoothed labels)")
+    if any(v is not None for v in history.get("val_loss", [])):
+        left.plot(epochs, history["val_loss"], "s--", label="validation")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    left.legend(fontsize=7, frameon=False)
+    acc = [np.nan if a is None else 100 * a for a in history.get("val_accuracy", [])]
+    right.plot(epochs[:len(acc)], acc, "s-", color="C1")
+    for e, a in zip(epochs, acc):
+        right.annotate(f"{a:.1f}", (e, a), textcoords="offset points", xytext=(0, 5),
+                       ha="center", fontsize=7)
+    right.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation accuracy")
+    right.set_ylim(0, 100)
+    for ax in (left, right):
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(counts, class_names, path, title=None):
+    """Rows the true class, columns the predicted one; each cell the count, coloured by the
+    fraction of its row (so the diagonal is each class's recall)."""
+    plt = _plt()
+    counts = np.asarray(counts)
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.6 + 0.5 * k))
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k))
+    ax.set_yticklabels(class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
