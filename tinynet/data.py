@@ -179,7 +179,7 @@ class ImageFolder(Dataset):
             image = load_image(path)
         except (OSError, ValueError, SyntaxError) as exc:   # what Pillow raises on bad files
             self.skipped.append(path)
-            warnings.warn(f"ImageFolder: skipped '{path}': cannot read it ({exc})", stacklevel=3)
+            warnings.warn(f"ImageFolder: skipped '{path}': {exc.__cause__ or exc}", stacklevel=3)
             return None
         if self.size is not None:
             image = Resize(self.size)(image)
