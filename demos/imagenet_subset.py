@@ -17,7 +17,7 @@
    ``tn.fit`` shows a progress bar per epoch and checkpoints after each one, so Ctrl-C and
    ``--resume`` continue from the last finished epoch.  The final accuracy averages the
    softmax of each photo and its mirror image (test-time flip).
-3. Explanations of the trained model, as in the lecture: see ``demos/imagenet_explain.py``.
+3. Explanations of the trained model, the lecture's figures: see ``demos/imagenet_explain.py``.
 
 Everything goes to OUT (default ./out/imagenet_subset): metrics.json, the PNG figures it
 lists, checkpoint.npz (training state) and model.npz (weights, normalisation, class names).
@@ -47,6 +47,49 @@ def default_data_dir(image_size=64):
     return os.path.join(download.cache_dir(), f"imagenette2-{image_size}")
 
 
+IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
+IMAGENETTE_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"    # as torchvision's Imagenette publishes it
+IMAGENETTE_CLASSES = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888257": "parachute"}
+
+
+def fetch_imagenette(image_size):
+    """Download imagenette2-160.tgz into the cache (once; checked), then squash every photo
+    to image_size x image_size once, into cache/imagenette2-<size>/ (written to a temporary
+    folder and renamed into place, so an interrupted resize leaves nothing half done)."""
+    import tempfile
+    from PIL import Image
+    from tinynet import download
+    from tqdm.auto import tqdm
+    target = os.path.join(download.cache_dir(), f"imagenette2-{image_size}")
+    if os.path.isdir(target):
+        return target
+    source = download.fetch(IMAGENETTE_URL, md5=IMAGENETTE_MD5, hint=(
+        "pass --data DIR with a local copy of Imagenette (DIR/train/WNID/*.JPEG and "
+        "DIR/val/WNID/*.JPEG, e.g. imagenette2-160.tgz unpacked elsewhere)"))
+    tmp = tempfile.mkdtemp(prefix=f".imagenette2-{image_size}.", dir=download.cache_dir())
+    try:
+        files = [(split, wnid, name) for split in ("train", "val")
+                 for wnid in sorted(os.listdir(os.path.join(source, split)))
+                 for name in sorted(os.listdir(os.path.join(source, split, wnid)))]
+        for split, wnid, name in tqdm(files, desc=f"resizing to {image_size} px", unit="image"):
+            os.makedirs(os.path.join(tmp, split, wnid), exist_ok=True)
+            image = Image.fromarray(data.load_image(os.path.join(source, split, wnid, name)))
+            image.resize((image_size, image_size), Image.LANCZOS).save(
+                os.path.join(tmp, split, wnid, os.path.splitext(name)[0] + ".jpg"), quality=90)
+        with open(os.path.join(tmp, "classes.tsv"), "w", encoding="utf-8") as f:
+            f.write("wnid\tname\n" + "".join(f"{w}\t{n}\n" for w, n in IMAGENETTE_CLASSES.items()))
+        os.replace(tmp, target)
+    finally:
+        if os.path.isdir(tmp):
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def class_names(data_dir, wnids):
     """WordNet IDs -> readable names from classes.tsv (next to or above the data folder)."""
     for folder in (data_dir, os.path.dirname(os.path.normpath(data_dir))):
@@ -56,7 +99,7 @@ def class_names(data_dir, wnids):
                 rows = [line.rstrip("\n").split("\t") for line in f][1:]
             names = {r[0]: r[-1] for r in rows if len(r) >= 2}
             return [names.get(w, w) for w in wnids]
-    return list(wnids)
+    return [IMAGENETTE_CLASSES.get(w, w) for w in wnids]
 
 
 def load_split(folder, classes=None, per_class=None, progress=True, size=None):
@@ -127,13 +170,13 @@ def build_parser():
                    help="training crop size (random crops of the photos; eval uses the full photo)")
     p.add_argument("--padding", type=int, default=0,
                    help="reflect padding before the random crop")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
     p.add_argument("--lr", type=float, default=0.2, help="one-cycle peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing eps")
     p.add_argument("--channels", default="32,64,128,256", help="conv channels of the CNN")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
+    p.add_argument("--seed", type=int, default=0, help="seeds weights, data order, augmentation")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (after Ctrl-C) instead of starting over")
     p.add_argument("--download", action="store_true",
@@ -146,6 +189,8 @@ def build_parser():
     p.add_argument("--val-per-class", type=int, default=None,
                    help="use only the first N validation photos of each class")
     p.add_argument("--no-explain", action="store_true", help="train only")
+    from demos import imagenet_explain
+    imagenet_explain.add_arguments(p)
     return p
 
 
@@ -160,8 +205,7 @@ def main(argv=None):
             sys.exit(f"imagenet_subset: no data at '{data_dir}'. Pass --download to fetch "
                      "Imagenette (about 100 MB) or --data DIR to point at a local copy with "
                      "train/WNID/*.jpg and val/WNID/*.jpg.")
-        from tinynet import download
-        data_dir = download.imagenette(args.image_size)
+        data_dir = fetch_imagenette(args.image_size)
     for split in ("train", "val"):
         if not os.path.isdir(os.path.join(data_dir, split)):
             sys.exit(f"imagenet_subset: '{data_dir}' has no '{split}' folder "
