@@ -26,7 +26,7 @@ from explain.tcav import layer_activations
 
 EARLY_CONV, LATE_CONV = "features.4", "features.12"        # 2nd and 4th conv of imagenette_cnn
 TCAV_LAYERS = {"features.11": "block 3, pooled\n(features.11, 128x8x8)",
-               "features.14": "block 4 ReLU\n(features.14, 256x8x8)"}
+               "pool": "block 4, averaged\n(pool, 256)"}      # small D: fast CAVs
 TCAV_CLASSES = ("golf ball", "parachute")
 CONCEPTS = ("striped", "dotted", "zigzagged")
 
@@ -36,7 +36,7 @@ def add_arguments(parser):
     g.add_argument("--explain-images", type=int, default=8,
                    help="validation photos in the grid (about 3 of them misclassified)")
     g.add_argument("--smoothgrad-samples", type=int, default=25, help="SmoothGrad n")
-    g.add_argument("--actmax-steps", type=int, default=128,
+    g.add_argument("--actmax-steps", type=int, default=64,
                    help="activation-maximization steps (the lecture's figure: 2048)")
     g.add_argument("--full-actmax", action="store_true",
                    help="2048 activation-maximization steps (snapshots 0, 4, 48, 2048)")
@@ -89,6 +89,15 @@ def _display(images_uint8):
 def run(args, model, val_x, val_y, probs, normalize, names, figures):
     """Make every figure into ``figures`` ({key: path}); returns the metrics to add."""
     out, metrics = args.out, {}
+    phases, clock = {}, [time.perf_counter()]
+
+    def done(phase):                  # one line per figure, so a long phase shows progress
+        now = time.perf_counter()
+        phases[phase] = now - clock[0]
+        clock[0] = now
+        print(f"explain: {phase} done in {phases[phase]:.0f} s", flush=True)
+
+    metrics["explain_seconds"] = phases
     model.eval()
     pred = probs.argmax(axis=1)
     mean = normalize.mean.reshape(1, 3, 1, 1)
@@ -123,6 +132,7 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
          "Grad-CAM": cam, "occlusion\n8x8, stride 4": occ_map},
         os.path.join(out, "grid.png"), titles=_titles(idx, val_y, probs, names),
         overlay_rows=("Grad-CAM", "occlusion\n8x8, stride 4"))
+    done("grid")
 
     # ---- 2. Grad-CAM for two classes on one image -----------------------------------------
     a_cls, b_cls = _two_classes(names)
@@ -138,18 +148,21 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
         _display(pair[0]), cams, os.path.join(out, "gradcam_two_classes.png"),
         title=f"two validation photos side by side: P({names[a_cls]}) = {p_pair[a_cls]:.0%}, "
               f"P({names[b_cls]}) = {p_pair[b_cls]:.0%}")
+    done("Grad-CAM for two classes")
 
     # ---- 3. activation maximization beside the most activating photos --------------------
     steps = 2048 if args.full_actmax else args.actmax_steps
     metrics["actmax_steps"] = steps
     figures["actmax"] = _actmax(model, val_x, normalize, names, steps, args.seed,
                                 os.path.join(out, "actmax.png"), mean, std)
+    done("activation maximization")
 
     # ---- 4. TCAV ----------------------------------------------------------------------------
     tcav_results, tcav_path = _tcav(args, model, val_x, val_y, normalize, names, out)
     if tcav_path is not None:
         figures["tcav"] = tcav_path
         metrics["tcav"] = tcav_results
+    done("TCAV")
 
     # ---- 5. sanity checks ---------------------------------------------------------------------
     k = min(4, n)
@@ -176,6 +189,7 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
         "deletion_auc": {m: float(c.auc.mean()) for m, c in deletion.items()},
         "insertion_auc": {m: float(c.auc.mean()) for m, c in insertion.items()},
     }
+    done("sanity checks")
     return metrics
 
 

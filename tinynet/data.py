@@ -483,10 +483,10 @@ class BatchRandomCrop:
         rng = _generator()
         top = rng.integers(0, h - th + 1, size=n)
         left = rng.integers(0, w - tw + 1, size=n)
-        rows = (top[:, None] + np.arange(th))[:, None, :, None]     # (N, 1, th, 1)
-        cols = (left[:, None] + np.arange(tw))[:, None, None, :]    # (N, 1, 1, tw)
-        return images[np.arange(n)[:, None, None, None], np.arange(images.shape[1])[None, :, None, None],
-                      rows, cols]
+        # every (th, tw) window as a view: (N, C, H - th + 1, W - tw + 1, th, tw), no copy;
+        # then one fancy-index picks window (top[i], left[i]) of image i: (N, C, th, tw)
+        windows = np.lib.stride_tricks.sliding_window_view(images, (th, tw), axis=(2, 3))
+        return windows[np.arange(n), :, top, left]
 
     def __repr__(self):
         return f"BatchRandomCrop({self.size}, padding={self.padding}, padding_mode={self.padding_mode!r})"
@@ -524,7 +524,10 @@ class BatchNormalize:
             raise ValueError(f"BatchNormalize: expected (N, {self.mean.shape[1]}, H, W) "
                              f"images, got shape {images.shape}")
         scale = np.float32(1 / 255.0 if images.dtype == np.uint8 else 1.0)
-        return (images.astype(np.float32) * scale - self.mean) / self.std
+        out = images.astype(np.float32)                 # (x s - mean) / std, in place
+        out *= scale / self.std
+        out -= self.mean / self.std
+        return out
 
     def __repr__(self):
         return (f"BatchNormalize(mean={self.mean.ravel().tolist()}, "
