@@ -385,7 +385,7 @@ def randomization_check(results, path, title=None):
     ax.set_xticklabels(first.layers, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("randomized down to layer (cascading, from the output)")
     ax.set_ylabel("Spearman rank correlation\nwith the trained model's map", fontsize=8)
-    ax.set_ylim(-0.2, 1.05)
+    ax.set_ylim(-1.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title or "model-parameter randomization check", fontsize=9)

@@ -20,7 +20,7 @@ def test_demo_end_to_end_on_a_slice(shared_data, tmp_path, capsys):
         "--data", str(shared_data / "imagenette10" / "64"), "--out", str(out),
         "--classes", "2", "--train-per-class", "150", "--val-per-class", "40",
         "--epochs", "1", "--batch-size", "32", "--lr", "0.05", "--actmax-steps", "4",
-        "--tcav-randoms", "3", "--smoothgrad-samples", "4", "--explain-images", "4"])
+        "--tcav-randoms", "3", "--smoothgrad-samples", "4", "--explain-images", "3"])
     printed = capsys.readouterr().out
     assert "validation top-1" in printed and str(out) in printed
     saved = json.loads((out / "metrics.json").read_text())
@@ -45,9 +45,3 @@ def test_demo_end_to_end_on_a_slice(shared_data, tmp_path, capsys):
                 assert 0 <= r["score"] <= 1 and 0 <= r["p_value"] <= 1
                 assert isinstance(r["significant"], bool) and len(r["scores"]) == 3
     assert set(saved["sanity"]["deletion_auc"]) >= {"vanilla gradient", "Grad-CAM", "occlusion"}
-    # a second run with --resume trains nothing more and finds the finished checkpoint
-    again = imagenet_subset.main([
-        "--data", str(shared_data / "imagenette10" / "64"), "--out", str(out), "--resume",
-        "--classes", "2", "--train-per-class", "150", "--val-per-class", "40",
-        "--epochs", "1", "--batch-size", "32", "--lr", "0.05", "--no-explain"])
-    assert again["val_accuracy"] == metrics["val_accuracy"]
