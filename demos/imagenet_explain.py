@@ -58,9 +58,9 @@ def _titles(idx, val_y, probs, names):
     pred = probs.argmax(axis=1)
     out = []
     for i in idx:
-        mark = "" if pred[i] == val_y[i] else "WRONG "
-        out.append(f"true: {names[val_y[i]]}\n{mark}pred: {names[pred[i]]} "
-                   f"{probs[i, pred[i]]:.0%}")
+        verdict = "correct" if pred[i] == val_y[i] else "WRONG"
+        out.append(f"true: {names[val_y[i]]}\npred: {names[pred[i]]}\n"
+                   f"p = {probs[i, pred[i]]:.0%} ({verdict})")
     return out
 
 

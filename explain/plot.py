@@ -308,7 +308,9 @@ def two_class_cam(image, maps, path, title=None):
 
     image  (C, H, W); maps  {panel title (e.g. "Grad-CAM for 'church'"): (H, W) map}"""
     plt = _plt()
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(2.6 * (1 + len(maps)), 2.9))
+    h, w = np.shape(image)[-2:]
+    fig, axes = plt.subplots(1, 1 + len(maps),
+                             figsize=(2.6 * (1 + len(maps)), 0.9 + 2.6 * h / w))
     axes[0].imshow(_hwc(image))
     axes[0].set_title("input", fontsize=9)
     axes[0].set_axis_off()
