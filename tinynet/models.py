@@ -33,7 +33,7 @@ def reference_cnn(num_classes=10, layers=None):
     return layers.Sequential(*modules)
 
 
-# ---- the ImageNet-subset demo's CNN (demos/imagenette_subset.py) --------------------------
+# ---- the ImageNet-subset demo's CNN (demos/imagenet_subset.py) ---------------------------
 
 IMAGENETTE_CNN_CHANNELS = (32, 64, 128, 256)
 
