@@ -8,6 +8,7 @@ docs/06_feature_visualization.md to docs/09_grading_explanations.md walk through
     explain.vanilla_gradient(model, x, target)             # dS_c/dx (Simonyan et al.)
     explain.smoothgrad(model, x, target, n_samples=50)     # 1/n sum R(x + g_i) (Smilkov et al.)
     explain.grad_cam(model, x, target, layer="features.7") # ReLU(sum_k alpha_k^c A^k) (Selvaraju et al.)
+    explain.occlusion(model, x, target, (3, 8, 8), 4)      # score drop under a patch (Zeiler & Fergus)
     explain.activation_maximization(model, layer, unit)    # x* = argmax_x h(x) (Olah et al.)
     explain.tcav(model, layer, target, concept, randoms, class_inputs)   # TCAV (Kim et al.)
 
@@ -19,6 +20,7 @@ What is where, in reading order:
                      guided_backprop, channel_max, split_signs
     smoothgrad.py    smoothgrad, smoothgrad_squared, vargrad
     gradcam.py       grad_cam, guided_grad_cam
+    occlusion.py     occlusion (the model-agnostic perturbation baseline)
     featurevis.py    activation_maximization (transforms, Fourier images), top_examples
     cav.py           train_cav, train_cavs (the linear classifier whose normal is the CAV)
     tcav.py          sensitivities, tcav_score, tcav (random runs; a calibrated test by
@@ -36,6 +38,7 @@ from .saliency import (channel_max, gradient_x_input, guided_backprop, integrate
                        split_signs, vanilla_gradient)
 from .gradcam import grad_cam, guided_grad_cam
 from .smoothgrad import smoothgrad, smoothgrad_squared, vargrad
+from .occlusion import occlusion
 from .featurevis import activation_maximization, top_examples
 from .tcav import CAV, TCAVResult, tcav, train_cav
 from .sanity import (compare_methods, deletion_curve, fragility, insertion_curve,
@@ -44,7 +47,7 @@ from . import sanity
 
 __all__ = ["vanilla_gradient", "gradient_x_input", "integrated_gradients", "guided_backprop",
            "channel_max", "split_signs", "grad_cam", "guided_grad_cam", "smoothgrad",
-           "smoothgrad_squared", "vargrad", "activation_maximization", "top_examples", "tcav",
+           "smoothgrad_squared", "vargrad", "occlusion", "activation_maximization", "top_examples", "tcav",
            "train_cav", "CAV", "TCAVResult", "model_parameter_randomization", "deletion_curve",
            "insertion_curve", "compare_methods", "fragility", "spearman", "tcav_calibration",
            "sanity"]

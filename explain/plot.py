@@ -116,11 +116,29 @@ def method_grid(images, rows, path, titles=None, overlay_rows=("Grad-CAM",)):
     return _save(fig, path)
 
 
-def actmax_strip(snapshots, path, title=None):
+def _stretch(image, low=1, high=99):
+    """An optimized image for display.  Activation maximization pushes pixels towards 0 and
+    1 (the image goes through a sigmoid, which keeps it in range), so a plain display of a
+    late snapshot is often one flat white or black field, its pattern hidden in differences
+    like 0.9990 vs 0.9999.  Here the sigmoid is undone first (logit, log(a / (1 - a))),
+    then the image is scaled on its own so that its ``low``-th and ``high``-th percentiles
+    become black and white (clipped).  Pixel order is kept; only the contrast changes."""
+    a = np.clip(_hwc(image), 1e-6, 1 - 1e-6)
+    a = np.log(a / (1 - a))
+    lo, hi = np.percentile(a, [low, high])
+    if hi <= lo:
+        lo, hi = a.min(), a.max()
+    return np.clip((a - lo) / (hi - lo), 0, 1) if hi > lo else np.full_like(a, 0.5)
+
+
+def actmax_strip(snapshots, path, title=None, row_labels=None):
     """Activation-maximization snapshots side by side, titled "Step k" (the lecture's figure).
 
-    snapshots  {step: image (C, H, W)} (ActMaxResult.snapshots), or a list of such dicts to
-               draw one row each"""
+    snapshots   {step: image (C, H, W)} (ActMaxResult.snapshots), or a list of such dicts to
+                draw one row each
+    row_labels  one label per row (e.g. "maximized", "minimized"), drawn at the left
+    Each snapshot is contrast-stretched on its own (see ``_stretch``), so a snapshot whose
+    pixels are nearly all saturated still shows its pattern."""
     plt = _plt()
     rows = snapshots if isinstance(snapshots, (list, tuple)) else [snapshots]
     cols = max(len(r) for r in rows)
@@ -128,61 +146,266 @@ def actmax_strip(snapshots, path, title=None):
                              squeeze=False)
     for i, snaps in enumerate(rows):
         for j, (step, img) in enumerate(sorted(snaps.items())):
-            axes[i, j].imshow(_hwc(img), cmap="gray")
+            axes[i, j].imshow(_stretch(img), cmap="gray", vmin=0, vmax=1)
             axes[i, j].set_title(f"Step {step}", fontsize=8)
-            axes[i, j].set_axis_off()
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
         for j in range(len(snaps), cols):
             axes[i, j].set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
+    fig.suptitle((title + "\n" if title else "") + "(each image contrast-stretched)",
+                 fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
 
 
-def tcav_bars(results, path, title=None):
-    """TCAV scores as bars (mean over the random sets) with error bars (their std), grouped
-    by layer; a star marks bars that are not statistically significant, as in the lecture.
-
-    results  a TCAVResult, a list of them, or the dict returned by ``explain.tcav``"""
-    plt = _plt()
-    if isinstance(results, dict):
-        results = list(results.values())
-    elif not isinstance(results, (list, tuple)):
-        results = [results]
+def _draw_tcav(ax, results, layer_labels, colors):
     layers = list(dict.fromkeys(r.layer for r in results))
     concepts = list(dict.fromkeys(r.concept for r in results))
     width = 0.8 / max(1, len(concepts))
-    fig, ax = plt.subplots(figsize=(1.2 + 1.4 * len(layers) * max(1, len(concepts)) / 2, 3))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ci, concept in enumerate(concepts):
         for li, layer in enumerate(layers):
             r = next((r for r in results if r.concept == concept and r.layer == layer), None)
             if r is None:
                 continue
             x = li + (ci - (len(concepts) - 1) / 2) * width
-            ax.bar(x, r.score, width * 0.9, yerr=np.std(r.scores), capsize=3,
+            err = float(np.std(r.scores))
+            ax.bar(x, r.score, width * 0.9, yerr=err, capsize=3,
                    color=colors[ci % len(colors)], label=concept if li == 0 else None)
-            if not r.significant:
-                ax.text(x, min(r.score + np.std(r.scores) + 0.03, 1.02), "*",
-                        ha="center", fontsize=14)
+            if r.significant:
+                ax.text(x, min(r.score + err + 0.02, 1.03), "*", ha="center", fontsize=14)
+    ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([f"layer {l}" for l in layers])
+    labels = layer_labels or {}
+    ax.set_xticklabels([labels.get(l, str(l)) for l in layers], fontsize=8)
+    ax.set_xlabel("layer")
     ax.set_ylim(0, 1.1)
-    ax.set_ylabel("TCAV score")
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(title or "TCAV (* = not significant)", fontsize=9)
+    ax.set_ylabel("TCAV score (mean ± std over random sets)", fontsize=8)
+
+
+def _as_results(results):
+    if isinstance(results, dict):
+        return list(results.values())
+    return list(results) if isinstance(results, (list, tuple)) else [results]
+
+
+def tcav_bars(results, path, title=None, layer_labels=None):
+    """TCAV scores as bars (mean over the random sets) with error bars (their standard
+    deviation), grouped by layer; a star above a bar marks a statistically significant
+    score (``result.significant``), and a dashed line marks 0.5, the score of a direction
+    unrelated to the class.
+
+    results       a TCAVResult, a list of them, or the dict returned by ``explain.tcav``;
+                  or {panel title: such results} for one panel each (e.g. one per class)
+    layer_labels  {layer name: label} for the x axis (default: the layer names)"""
+    plt = _plt()
+    panels = (results if isinstance(results, dict) and results
+              and not isinstance(next(iter(results)), tuple)
+              and not hasattr(next(iter(results.values())), "concept") else {title: results})
+    panels = {k: _as_results(v) for k, v in panels.items()}
+    n_bars = max(len(v) for v in panels.values())
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(len(panels) * (1.2 + 0.35 * n_bars) + 1.6, 3.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (name, res) in zip(axes[0], panels.items()):
+        _draw_tcav(ax, res, layer_labels, colors)
+        if name and len(panels) > 1:
+            ax.set_title(name, fontsize=9)
+    axes[0, -1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    note = "* = significant, dashed line = 0.5"
+    fig.suptitle((title + "\n" if title and len(panels) > 1 else
+                  (title + "\n" if title else "")) + note, fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
 
 
-def curves(named_curves, path, title=None):
-    """Deletion or insertion curves of several methods: P(target) against the fraction of
-    pixels removed/added, mean over images, with the area in the legend."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 3))
-    for name, c in named_curves.items():
-        ax.plot(c.fractions, c.probabilities.mean(axis=0), label=f"{name} (AUC {c.auc.mean():.2f})")
-    ax.set_xlabel("fraction of pixels")
-    ax.set_ylabel("P(target)")
+_STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("x", "--")]
+
+
+def _draw_curves(ax, named_curves, xlabel):
+    n = len(named_curves)
+    for k, (name, c) in enumerate(named_curves.items()):
+        marker, line = _STYLES[k % len(_STYLES)]
+        # markers staggered: method k marks points k, k + n, ..., so where curves coincide
+        # each still shows its own markers
+        ax.plot(c.fractions, c.probabilities.mean(axis=0), linestyle=line, marker=marker,
+                markersize=5, markevery=(k % max(1, len(c.fractions)), max(1, n)),
+                label=f"{name} (AUC {c.auc.mean():.2f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("P(target), mean over images")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, frameon=False)
+
+
+def curves(named_curves, path, title=None, xlabel="fraction of pixels"):
+    """Deletion or insertion curves of several methods: P(target) against the fraction of
+    pixels removed/added, mean over images, with the area in the legend.  Each method has
+    its own marker and line style, so curves that coincide can still be told apart."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    _draw_curves(ax, named_curves, xlabel)
     if title:
         ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def training_curves(history, path, title=None):
+    """Two panels over the epochs: training and validation loss; validation accuracy.
+
+    history  tn.fit's return value ({'train_loss', 'val_loss', 'val_accuracy', ...})"""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    left.plot(epochs, history["train_loss"], "o-", label="training (augmented, smoothed labels)")
+    if any(v is not None for v in history.get("val_loss", [])):
+        left.plot(epochs, history["val_loss"], "s--", label="validation")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    left.legend(fontsize=7, frameon=False)
+    acc = [np.nan if a is None else 100 * a for a in history.get("val_accuracy", [])]
+    right.plot(epochs[:len(acc)], acc, "s-", color="C1")
+    for e, a in zip(epochs, acc):
+        right.annotate(f"{a:.1f}", (e, a), textcoords="offset points", xytext=(0, 5),
+                       ha="center", fontsize=7)
+    right.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation accuracy")
+    right.set_ylim(0, 100)
+    for ax in (left, right):
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(counts, class_names, path, title=None):
+    """Rows the true class, columns the predicted one; each cell the count, coloured by the
+    fraction of its row (so the diagonal is each class's recall)."""
+    plt = _plt()
+    counts = np.asarray(counts)
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.6 + 0.5 * k))
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_xticklabels(class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k))
+    ax.set_yticklabels(class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def two_class_cam(image, maps, path, title=None):
+    """The lecture's cat/dog figure: the image, then one Grad-CAM overlay per class.
+
+    image  (C, H, W); maps  {panel title (e.g. "Grad-CAM for 'church'"): (H, W) map}"""
+    plt = _plt()
+    h, w = np.shape(image)[-2:]
+    fig, axes = plt.subplots(1, 1 + len(maps),
+                             figsize=(2.6 * (1 + len(maps)), 0.9 + 2.6 * h / w))
+    axes[0].imshow(_hwc(image))
+    axes[0].set_title("input", fontsize=9)
+    axes[0].set_axis_off()
+    for ax, (name, m) in zip(axes[1:], maps.items()):
+        overlay(image, m, None, title=name, ax=ax)
+        ax.title.set_fontsize(9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _mosaic(images, cols=3):
+    """(K, C, H, W) images -> one (rows*H, cols*W, C) picture with 1-pixel white gaps."""
+    tiles = [_hwc(im) for im in images]
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    shape = (rows * (h + 1) - 1, cols * (w + 1) - 1) + tiles[0].shape[2:]
+    out = np.ones(shape)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, cols)
+        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = t
+    return out
+
+
+def actmax_with_examples(rows, path, title=None):
+    """Activation maximization beside the dataset's most activating images, one row per unit.
+
+    rows  a list of dicts: {'label': row title, 'snapshots': {step: image},
+          'examples': (K, C, H, W) top-activating images or None}
+    The snapshots are contrast-stretched one by one (see ``actmax_strip``)."""
+    plt = _plt()
+    steps = max(len(r["snapshots"]) for r in rows)
+    cols = steps + 1
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.55 * cols, 1.75 * len(rows)),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, (step, img) in enumerate(sorted(row["snapshots"].items())):
+            ax = axes[i, j]
+            ax.imshow(_stretch(img), vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0 or j == 0:
+                ax.set_title(f"step {step}", fontsize=7)
+        axes[i, 0].set_ylabel(row["label"], fontsize=7, rotation=0, ha="right", va="center")
+        for j in range(len(row["snapshots"]), steps):
+            axes[i, j].set_axis_off()
+        ax = axes[i, -1]
+        if row.get("examples") is not None and len(row["examples"]):
+            ax.imshow(_mosaic(row["examples"]))
+            ax.set_title(f"top {len(row['examples'])} val photos", fontsize=7)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title + "\n(optimized images contrast-stretched one by one)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def randomization_check(results, path, title=None):
+    """Adebayo et al.'s cascading randomization: the rank correlation between each method's
+    map on the trained model and on the model with the layers up to x randomized (top down).
+    A method whose maps depend on the weights falls towards 0.
+
+    results  {method name: RandomizationResult}"""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    first = next(iter(results.values()))
+    for k, (name, r) in enumerate(results.items()):
+        marker, line = _STYLES[k % len(_STYLES)]
+        ax.plot(np.arange(1, len(r.correlations) + 1), r.correlations, marker=marker,
+                linestyle=line, label=f"{name} ({'passed' if r.passed else 'FAILED'})")
+    ax.axhline(first.threshold, color="gray", linestyle=":", linewidth=1,
+               label=f"threshold {first.threshold}")
+    ax.set_xticks(np.arange(1, len(first.layers) + 1))
+    ax.set_xticklabels(first.layers, rotation=45, ha="right", fontsize=7)
+    ax.set_xlabel("randomized down to layer (cascading, from the output)")
+    ax.set_ylabel("Spearman rank correlation\nwith the trained model's map", fontsize=8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(title or "model-parameter randomization check", fontsize=9)
+    return _save(fig, path)
+
+
+def deletion_insertion(deletion, insertion, path, title=None):
+    """Deletion (left: lower area = better) and insertion (right: higher = better) curves of
+    several methods side by side; each method has its own marker and line style.
+
+    deletion, insertion  {method name: Curve}"""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
+    _draw_curves(left, deletion, "fraction of pixels removed (most important first)")
+    left.set_title("deletion (lower area = better)", fontsize=9)
+    _draw_curves(right, insertion, "fraction of pixels put back on a blurred copy")
+    right.set_title("insertion (higher area = better)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

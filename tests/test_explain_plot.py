@@ -56,3 +56,28 @@ def test_plots_leave_pyplot_alone(tmp_path):
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tcav_stars_mark_the_significant_bars_and_half_is_drawn():
+    from matplotlib.figure import Figure
+    results = [TCAVResult(concept=c, layer="features.14", target=0, score=s,
+                          scores=np.array([s, s]), random_scores=np.array([0.5, 0.5]),
+                          p_value=p, significant=sig, alpha=0.05, n_tests=2,
+                          cav_accuracies=np.array([0.9, 0.9]))
+               for c, s, p, sig in [("striped", 0.9, 0.001, True), ("dotted", 0.5, 0.6, False)]]
+    ax = Figure().subplots()
+    plot._draw_tcav(ax, results, {"features.14": "block 4"}, ["C0", "C1"])
+    stars = [t.get_position()[0] for t in ax.texts if t.get_text() == "*"]
+    bars = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    assert len(stars) == 1 and abs(stars[0] - bars[0]) < 1e-9      # on 'striped' only
+    assert any(np.allclose(line.get_ydata(), 0.5) for line in ax.get_lines())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["block 4"]
+
+
+def test_stretch_shows_a_nearly_saturated_snapshot():
+    rng = np.random.default_rng(0)
+    nearly_white = 1 - 10 ** rng.uniform(-5, -3, size=(1, 16, 16))   # all within 0.001 of 1
+    shown = plot._stretch(nearly_white)
+    assert shown.std() > 0.15                         # not one flat colour any more
+    order = np.argsort(nearly_white.ravel())
+    assert np.all(np.diff(shown.ravel()[order]) >= 0)   # brighter stays brighter
