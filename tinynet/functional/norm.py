@@ -11,7 +11,7 @@ training and eval): over its last axes, or over groups of its channels.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from ..autograd import Function, Tensor
 from ..random import get_generator
 from ._checks import check_ndim, check_number, float_tensor
@@ -82,6 +82,9 @@ class BatchNorm(Function):
         xp = backend.get_array_module(x)
         weight = params[0] if self.has_weight else None
         bias = params[-1] if self.has_bias else None
+        self.fast = kernels.numba_module("numba_norm", x)    # None: the NumPy code below
+        if self.fast is not None:
+            return self._forward_numba(x, weight, bias)
         self.axes = (0,) + tuple(range(2, x.ndim))            # all but the channel axis
         self.shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)     # (C,) -> broadcastable
         if self.training:
@@ -95,6 +98,19 @@ class BatchNorm(Function):
         y = self.x_hat if weight is None else self.x_hat * weight.reshape(self.shape)
         return y if bias is None else y + bias.reshape(self.shape)
 
+    def _forward_numba(self, x, weight, bias):
+        """The same forward in two compiled passes (kernels/numba_norm.py); backward then
+        recomputes x_hat from x instead of keeping it."""
+        if self.training:
+            mean, var = self.fast.channel_mean_var(x)                     # float64
+            self._update_running_stats(mean.astype(x.dtype), var.astype(x.dtype),
+                                       x.size // x.shape[1])
+        else:
+            mean, var = self.running_mean, self.running_var
+        self.x, self.mean, self.weight = x, mean, weight
+        self.inv_std = 1 / np.sqrt(var.astype(np.float64) + self.eps)
+        return self.fast.normalize(x, mean, self.inv_std, weight, bias)
+
     def _update_running_stats(self, mean, var, m):
         """running = (1 - momentum) * running + momentum * batch statistic, in place.
         The running variance gets the unbiased estimate var * m/(m-1), as in PyTorch."""
@@ -105,6 +121,12 @@ class BatchNorm(Function):
             self.running_var[...] = (1 - k) * self.running_var + k * var * (m / (m - 1))
 
     def backward(self, grad):
+        if self.fast is not None:
+            grad_x, grad_w, grad_b = self.fast.batch_norm_backward(
+                grad, self.x, self.mean, self.inv_std, self.weight, self.training,
+                self.has_weight, self.has_bias)
+            return (grad_x,) + ((grad_w,) if self.has_weight else ()) + (
+                (grad_b,) if self.has_bias else ())
         axes, x_hat = self.axes, self.x_hat
         g_hat = grad if self.weight is None else grad * self.weight.reshape(self.shape)
         if self.training:

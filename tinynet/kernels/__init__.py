@@ -19,6 +19,7 @@ The implementations:
     reference   kernels/reference.py   plain loops: the definition, and the tests' oracle
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
+    winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
 
 The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
@@ -29,8 +30,10 @@ etc.), which pick an implementation per call from the array's backend and the se
         ...                               # only inside the block
 
 'auto' (the default, or the environment variable TINYNET_KERNELS) means: CuPy arrays ->
-gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed; im2col otherwise, or when the
-fast module lacks the function.  Fast modules are imported when first needed, never at
+gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed (a 3x3 stride-1 convolution
+-> winograd where the measured rule ``winograd.faster`` says so); im2col otherwise, or when
+the fast module lacks the function.  'numba' never picks Winograd, 'winograd' always does
+where it applies.  Fast modules are imported when first needed, never at
 ``import tinynet``, so that importing the library compiles nothing.
 """
 import importlib
@@ -76,8 +79,9 @@ INTERFACE = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"
 
 # user-facing setting -> module in this package
 _MODULE_OF = {"reference": "reference", "numpy": "im2col", "im2col": "im2col",
-              "numba": "cpu_numba", "cupy": "gpu_cupy"}
-SETTINGS = ("auto", "reference", "numpy", "numba")
+              "numba": "cpu_numba", "cupy": "gpu_cupy", "winograd": "winograd"}
+SETTINGS = ("auto", "reference", "numpy", "numba", "winograd")
+_NUMBA_SETTINGS = ("auto", "numba", "winograd")     # settings that run Numba kernels
 
 _loaded = {}     # module name -> module, or None when it could not be imported
 _errors = {}     # module name -> the ImportError, for the message
@@ -138,7 +142,9 @@ _setting = _initial_setting()
 
 
 class use:
-    """Choose the kernels: 'auto' (default), 'reference', 'numpy' (im2col) or 'numba'.
+    """Choose the kernels: 'auto' (default), 'reference', 'numpy' (im2col), 'numba' (Numba
+    im2col + GEMM convolutions) or 'winograd' (as 'numba', but Winograd for every 3x3
+    stride-1 convolution it applies to).
 
     A plain call changes the setting from now on; as a context manager it is restored at
     the end of the block.  'numba' applies to NumPy arrays; CuPy arrays always use the GPU
@@ -149,8 +155,8 @@ class use:
         if not isinstance(name, str) or name.lower() not in SETTINGS:
             raise ValueError(f"kernels.use: name must be one of {SETTINGS}, got {name!r}")
         name = name.lower()
-        if name == "numba" and not _numba_installed():
-            raise RuntimeError("kernels.use('numba'): Numba is not installed "
+        if name in ("numba", "winograd") and not _numba_installed():
+            raise RuntimeError(f"kernels.use({name!r}): Numba is not installed "
                                "(`pip install numba`)")
         self.previous, _setting = _setting, name
 
@@ -164,7 +170,7 @@ class use:
 
 
 def current():
-    """The current setting ('auto', 'reference', 'numpy' or 'numba')."""
+    """The current setting ('auto', 'reference', 'numpy', 'numba' or 'winograd')."""
     return _setting
 
 
@@ -174,7 +180,7 @@ def choose(function_name, array):
         module_name = "reference"
     elif backend.is_cupy_array(array):
         module_name = "im2col" if _setting == "numpy" else "gpu_cupy"
-    elif (_setting in ("auto", "numba") and array.dtype in (np.float32, np.float64)
+    elif (_setting in _NUMBA_SETTINGS and array.dtype in (np.float32, np.float64)
           and _numba_installed()):
         module_name = "cpu_numba"
     else:
@@ -186,19 +192,47 @@ def choose(function_name, array):
     return function
 
 
+def numba_module(module_name, array):
+    """The Numba kernel module ``module_name`` (e.g. 'numba_norm') when the current setting
+    runs Numba kernels on ``array`` (a float32/float64 NumPy array under 'auto' or 'numba'),
+    else None: the caller's plain NumPy code, its readable reference, runs instead."""
+    if (_setting in _NUMBA_SETTINGS and type(array) is np.ndarray
+            and array.dtype in (np.float32, np.float64) and _numba_installed()):
+        return _try_import(module_name)
+    return None
+
+
 # ---- the entry points the ops call ------------------------------------------------------
 
+def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, dilation,
+                groups):
+    """choose(), except that a convolution Winograd applies to runs there under
+    'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so."""
+    if (_setting in ("auto", "winograd") and type(array) is np.ndarray
+            and array.dtype in (np.float32, np.float64) and _numba_installed()):
+        winograd = _try_import("winograd")
+        if (winograd is not None
+                and winograd.applies(x_shape, weight_shape, stride, padding, dilation, groups)
+                and (_setting == "winograd" or winograd.faster(function_name, x_shape,
+                                                                 weight_shape, padding))):
+            return getattr(winograd, function_name)
+    return choose(function_name, array)
+
+
 def conv2d_forward(x, weight, stride, padding, dilation, groups):
-    return choose("conv2d_forward", x)(x, weight, stride, padding, dilation, groups)
+    return choose_conv("conv2d_forward", x, x.shape, weight.shape, stride, padding, dilation,
+                       groups)(x, weight, stride, padding, dilation, groups)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
-    return choose("conv2d_backward_input", grad_y)(
+    return choose_conv("conv2d_backward_input", grad_y, x_shape, weight.shape, stride, padding,
+                       dilation, groups)(
         grad_y, weight, x_shape, stride, padding, dilation, groups)
 
 
 def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
-    return choose("conv2d_backward_weight", grad_y)(
+    return choose_conv("conv2d_backward_weight", grad_y, x.shape, weight_shape, stride, padding,
+                       dilation, groups)(
         grad_y, x, weight_shape, stride, padding, dilation, groups)
 
 

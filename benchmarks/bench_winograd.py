@@ -1,0 +1,86 @@
+"""Winograd F(2x2, 3x3) against im2col + GEMM, per conv direction and shape (the dispatch rule).
+
+    python -m benchmarks.bench_winograd [--repeats 9]
+
+For each shape (3x3, stride 1, padding 1, float32) and each of the three products (forward,
+dL/dx, dL/dW), the Numba im2col kernels (kernels/cpu_numba.py) and the Winograd kernels
+(kernels/winograd.py) run alternating in one process; the table gives the medians and
+im2col's time / Winograd's time (above 1: Winograd is faster).  dL/dW of im2col is timed
+without the col kept from its forward (what it costs after a Winograd forward).
+The rule in tinynet.kernels (``_winograd_wins``) was read off this table.
+Also printed: the float32 error of each kernel against the float64 result.
+"""
+import os
+import sys
+
+if __package__ in (None, ""):        # run as a script: python benchmarks/NAME.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+import numpy as np
+
+from benchmarks._common import alternate, header, median, ms, table
+
+from tinynet.kernels import cpu_numba, winograd             # noqa: E402
+
+SHAPES = [  # (N, C, H=W, O): the demo's / reference CNN's layers at batch 64, bench_conv's
+    (64, 3, 64, 32), (64, 32, 32, 64), (64, 64, 16, 128), (64, 128, 8, 256),
+    (32, 32, 32, 64), (32, 64, 16, 128), (32, 128, 8, 256),
+    (1, 64, 224, 64), (1, 256, 56, 256), (8, 16, 32, 16), (64, 256, 4, 256)]
+GEOMETRY = ((1, 1), (1, 1), (1, 1), 1)          # stride, padding, dilation, groups
+
+
+def problems(n, c, size, o):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, size, size), dtype=np.float32)
+    w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    g = rng.standard_normal((n, o, size, size), dtype=np.float32)
+    return x, w, g
+
+
+def calls(module, x, w, g):
+    return {"forward": lambda: module.conv2d_forward(x, w, *GEOMETRY),
+            "dL/dx": lambda: module.conv2d_backward_input(g, w, x.shape, *GEOMETRY),
+            "dL/dW": lambda: module.conv2d_backward_weight(g, x, w.shape, *GEOMETRY)}
+
+
+def float32_errors(n, c, size, o):
+    """max |kernel(float32) - float64| / max |float64| for both kernels, forward only."""
+    x, w, g = problems(min(n, 8), c, min(size, 32), o)
+    exact = cpu_numba.conv2d_forward(x.astype(np.float64), w.astype(np.float64), *GEOMETRY)
+    scale = np.abs(exact).max()
+    return [np.abs(m.conv2d_forward(x, w, *GEOMETRY) - exact).max() / scale
+            for m in (cpu_numba, winograd)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args(argv)
+    header("conv 3x3 pad 1 float32: im2col (Numba + GEMM) vs Winograd F(2x2,3x3)")
+    rows = []
+    for shape in SHAPES:
+        x, w, g = problems(*shape)
+        im2col, wino = calls(cpu_numba, x, w, g), calls(winograd, x, w, g)
+        row = ["x".join(map(str, shape[:3])) + f"->{shape[3]}"]
+        for direction in im2col:
+            cpu_numba.release_scratch()          # no col kept from an earlier forward
+            t = {k: median(v) for k, v in alternate(
+                {"im2col": im2col[direction], "winograd": wino[direction]},
+                repeats=args.repeats).items()}
+            row += [f"{ms(t['im2col'])}/{ms(t['winograd'])}",
+                    f"{t['im2col'] / t['winograd']:.2f}"]
+        e_im2col, e_wino = float32_errors(*shape)
+        row += [f"{e_im2col:.1e}", f"{e_wino:.1e}"]
+        rows.append(row)
+        print(" ".join(row), flush=True)
+    print()
+    table(rows, ["N x C x H -> O", "fwd ms i/w", "speed", "dx ms i/w", "speed",
+                 "dW ms i/w", "speed", "f32 err im2col", "f32 err winograd"])
+    print("\nspeed = im2col time / Winograd time (above 1: Winograd faster); "
+          "error = max|y32 - y64| / max|y64|")
+
+
+if __name__ == "__main__":
+    main()
