@@ -108,17 +108,30 @@ class Tensor:
     _changed_at = 0
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
-        self.data = _as_array(data, dtype, device)
-        if requires_grad and self.data.dtype.kind != "f":
+        array = _as_array(data, dtype, device)
+        if requires_grad and array.dtype.kind != "f":
             raise TypeError(
-                f"requires_grad=True needs a floating dtype, got {self.data.dtype}; "
+                f"requires_grad=True needs a floating dtype, got {array.dtype}; "
                 "use e.g. dtype=np.float32")
-        self.requires_grad = bool(requires_grad)
+        self._set_fields(array, bool(requires_grad), name)
+
+    def _set_fields(self, array, requires_grad, name=None, creator=None):
+        """Every field of a Tensor, in one place: __init__ (after checking its arguments)
+        and Function.__call__ (whose forward made a good array already) both end here."""
+        self.data = array
+        self.requires_grad = requires_grad
         self.grad = None
-        self.creator = None
+        self.creator = creator
         self.name = name
         self._hooks = []
         self._retains_grad = False
+
+    @classmethod
+    def _from_op(cls, array, requires_grad, creator):
+        """The output of a Function: ``array`` as it is, no checks (the fast path)."""
+        result = cls.__new__(cls)
+        result._set_fields(array, requires_grad, None, creator)
+        return result
 
     # ---- array facts ------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -370,7 +383,12 @@ class Function:
     ``forward(*arrays)`` gets the inputs' arrays and returns the output array.
     ``backward(grad)`` gets dL/d(output) and returns one gradient per input, in order
     (``None`` for an input that needs none, such as integer labels).  Any arrays that
-    backward needs are stored on ``self`` during forward.
+    backward needs are stored on ``self`` during forward: this is the only place an op's
+    saved state lives.
+
+    ``self.needs_input_grad`` (set before ``forward`` runs, as in Chainer and PyTorch) is
+    one bool per input: does backward have to return its gradient?  All False under
+    ``no_grad()``.  An op reads it to save less, and to skip gradients nobody wants.
     """
 
     def __call__(self, *inputs):
@@ -393,18 +411,17 @@ class Function:
             raise ValueError(
                 f"{type(self).__name__}: inputs are on different devices "
                 f"{[t.device for t in tensors]}; move them with .to(device) first")
-        output = self.forward(*arrays)
         needs_grad = needs_grad and _grad_mode.enabled
-        result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
-        result.data, result.grad, result.name = output, None, None
-        result._hooks, result._retains_grad = [], False
-        result.requires_grad = needs_grad
-        result.creator = None
-        if needs_grad:
-            self.inputs = tensors
-            self.made_at = _changes.count     # for the version check in backward
-            result.creator = self
-        return result
+        # Which inputs backward must give a gradient for, known before forward runs, so
+        # that forward keeps only what those gradients need (Conv2d: col for dL/dW).
+        self.needs_input_grad = (tuple([x.requires_grad for x in tensors]) if needs_grad
+                                 else (False,) * len(tensors))
+        output = self.forward(*arrays)
+        if not needs_grad:
+            return Tensor._from_op(output, False, None)
+        self.inputs = tensors
+        self.made_at = _changes.count     # for the version check in backward
+        return Tensor._from_op(output, True, self)
 
     released = False      # set by release(); a class default keeps the check cheap
     saves_inputs = True   # False for ops whose backward never reads an input's values

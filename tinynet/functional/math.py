@@ -308,11 +308,11 @@ class Linear(Function):
     def backward(self, grad):
         x2 = self.x.reshape(-1, self.x.shape[-1])            # batch axes flattened
         g2 = grad.reshape(-1, grad.shape[-1])
-        x_input, w_input = self.inputs[:2]
+        need_x, need_w = self.needs_input_grad[:2]
         # skip the products nobody needs (e.g. dL/dx of the input batch)
-        grads = (grad @ self.weight if x_input.requires_grad else None,
-                 g2.T @ x2 if w_input.requires_grad else None)
-        if len(self.inputs) == 3:
+        grads = (grad @ self.weight if need_x else None,
+                 g2.T @ x2 if need_w else None)
+        if len(self.needs_input_grad) == 3:
             grads += (g2.sum(axis=0),)
         return grads
 
