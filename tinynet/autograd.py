@@ -163,28 +163,6 @@ class Tensor:
         """The same data, cut from the graph: no gradient flows through it."""
         return Tensor(self.data)
 
-    def to(self, device):
-        """A copy on ``device`` ('cpu' or 'cuda'); gradients flow back across the move."""
-        device = backend.check_device(device)
-        if device == self.device:
-            return self
-        return _math.to_device(self, device)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def astype(self, dtype):
-        return _math.astype(self, dtype)
-
-    def float(self):
-        return self.astype(np.float32)
-
-    def double(self):
-        return self.astype(np.float64)
-
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad needs a floating dtype, got {self.data.dtype}")
@@ -242,24 +220,6 @@ class Tensor:
                                  f"the tensor on {self.device}")
         run_backward(self, grad, retain_graph)
 
-    # ---- operators (defined in functional/math.py) ------------------------------------
-    def __add__(self, other): return _math.add(self, other)
-    def __radd__(self, other): return _math.add(other, self)
-    def __sub__(self, other): return _math.sub(self, other)
-    def __rsub__(self, other): return _math.sub(other, self)
-    def __mul__(self, other): return _math.mul(self, other)
-    def __rmul__(self, other): return _math.mul(other, self)
-    def __truediv__(self, other): return _math.div(self, other)
-    def __rtruediv__(self, other): return _math.div(other, self)
-    def __pow__(self, exponent): return _math.pow(self, exponent)
-    def __rpow__(self, base): return _math.rpow(base, self)
-    def __neg__(self): return _math.neg(self)
-    def __abs__(self): return _math.abs(self)
-    def __matmul__(self, other): return _math.matmul(self, other)
-    def __rmatmul__(self, other): return _math.matmul(other, self)
-    def __getitem__(self, index): return _math.getitem(self, index)
-    def __setitem__(self, index, value): _math.setitem(self, index, value)
-
     # Comparisons give boolean tensors, elementwise (== and != too, as in PyTorch); they
     # have no gradient.  ``t in some_list`` therefore compares values: use ``is`` to find
     # a tensor by identity.
@@ -289,49 +249,15 @@ class Tensor:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 
-    # ---- PyTorch-named methods (reductions take axis=/keepdims= or dim=/keepdim=) --------
-    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        """Values only with ``axis``; PyTorch's (values, indices) with ``dim=``."""
-        return _math.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def argmax(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def argmin(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def clamp(self, min=None, max=None): return _math.clamp(self, min, max)
-    def squeeze(self, dim=None): return _math.squeeze(self, dim)
-    def unsqueeze(self, dim): return _math.unsqueeze(self, dim)
-    def view(self, *shape):
-        """``reshape`` under PyTorch's name (tinynet does not share storage: a copy may be
-        made where PyTorch would return a view)."""
-        return self.reshape(*shape)
+    # Operators and op methods (t + u, t @ w, t[i] = v, t.sum(), t.reshape(...), t.to(...))
+    # call the ops, so they are attached by tinynet/functional/methods.py when
+    # tinynet.functional is imported: this module depends on no op module.
+
     def size(self, dim=None):
         """The shape, as PyTorch's ``size()``; ``size(d)`` the length of axis d.  (NumPy's
         element count ``.size`` is ``numel()`` here.)"""
         return tuple(self.shape) if dim is None else self.shape[dim]
     def numel(self): return self.data.size
-    def exp(self): return _math.exp(self)
-    def log(self): return _math.log(self)
-    def sqrt(self): return _math.sqrt(self)
-    def abs(self): return _math.abs(self)
-    def reshape(self, *shape):
-        return _math.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, dim0, dim1):
-        """Swap two axes, as PyTorch's ``Tensor.transpose`` (``permute`` for any order)."""
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return _math.transpose(self, axes)
-    def permute(self, *axes):
-        return _math.transpose(self, axes[0] if len(axes) == 1 else axes)
-    def flatten(self, start_axis=0):
-        """Merge the axes from ``start_axis`` on (0: one flat vector, as torch.flatten)."""
-        return _math.flatten(self, start_axis)
-    T = property(lambda self: _math.transpose(self))
 
 
 class _Changes:
@@ -559,6 +485,3 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
-
-
-from .functional import math as _math  # noqa: E402  (operators above call into it)

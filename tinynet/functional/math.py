@@ -11,6 +11,9 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, Tensor, _as_array
 from ._checks import resolve_axis, resolve_keepdims
+# Shape ops live in shape.py; re-exported so that F.math and Tensor's methods find them here.
+from .shape import (concat, flatten, getitem, pad, reshape, setitem, squeeze,  # noqa: F401
+                    stack, transpose, unsqueeze)
 
 # ---- helpers ----------------------------------------------------------------------------
 
@@ -558,8 +561,3 @@ def _extreme_along(x, dim, keepdim, arg):
         values = reshape(values, x.shape[:dim] + x.shape[dim + 1:])
         indices = indices.squeeze(dim)
     return _ValuesIndices((values, Tensor(indices)))
-
-
-# Shape ops live in shape.py; re-exported so that Tensor methods find every op here.
-from .shape import (concat, flatten, getitem, pad, reshape, setitem, squeeze,  # noqa: E402,F401
-                    stack, transpose, unsqueeze)
