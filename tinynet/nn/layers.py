@@ -296,22 +296,29 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class Softmax(Module):
-    """exp(x_i) / sum_j exp(x_j) along ``dim`` (default: the last axis)."""
+class _AlongDim(Module):
+    """Shared by Softmax and LogSoftmax (siblings, as in PyTorch): the axis ``dim``."""
 
     def __init__(self, dim=-1):
         super().__init__()
         _check_int(dim, "dim", type(self).__name__)
         self.dim = dim
 
-    def forward(self, x):
-        return F.softmax(x, axis=self.dim)
-
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Softmax):
+class Softmax(_AlongDim):
+    """exp(x_i) / sum_j exp(x_j) along ``dim`` (default: the last axis)."""
+
+    def forward(self, x):
+        return F.softmax(x, axis=self.dim)
+
+
+class LogSoftmax(_AlongDim):
+    """x_i - log sum_j exp(x_j) along ``dim`` (default: the last axis): the log of Softmax,
+    computed without forming the probabilities (no log(0) for a very negative x_i)."""
+
     def forward(self, x):
         return F.log_softmax(x, axis=self.dim)
 
