@@ -266,7 +266,12 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
                             transforms="default", l2=0.0, tv=0.0, blur=0.0,
                             snapshot_steps=(0, 4, 48, 2048), seed=0, preprocess=None,
                             checkpoint=None, checkpoint_every=100, progress=True):
-    """Optimize an image so that the unit's value h is as large (or small) as possible.
+    """Optimize an image so that the unit's value h is as large (or small) as possible:
+
+        x* = argmax_x  h(t(x)) - l2 mean((x - 0.5)^2) - tv TV(x) - blur B(x)
+
+    by Adam on the image's parameters (x = render(param), Fourier or pixel), with a random
+    transform t (jitter, scale, rotate) drawn anew at every step; argmin for maximize=False.
 
     layer, unit, kind  what to excite (see ``unit_objective``); kind='class' ignores layer
     maximize           False: minimize h (the lecture's negative example)

@@ -117,7 +117,7 @@ class Tensor:
 
     def _set_fields(self, array, requires_grad, name=None, creator=None):
         """Every field of a Tensor, in one place: __init__ (after checking its arguments)
-        and Function.__call__ (whose forward made a good array already) both end here."""
+        and Function.__call__ (whose forward made a good array: no checks) both end here."""
         self.data = array
         self.requires_grad = requires_grad
         self.grad = None
@@ -125,13 +125,6 @@ class Tensor:
         self.name = name
         self._hooks = []
         self._retains_grad = False
-
-    @classmethod
-    def _from_op(cls, array, requires_grad, creator):
-        """The output of a Function: ``array`` as it is, no checks (the fast path)."""
-        result = cls.__new__(cls)
-        result._set_fields(array, requires_grad, None, creator)
-        return result
 
     # ---- array facts ------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -326,28 +319,30 @@ class Function:
                 break
         if reference is None:
             reference = Tensor(inputs[0])
-        tensors, arrays, needs_grad = list(inputs), [], False
+        tensors, arrays, wants = list(inputs), [], []
         for i, x in enumerate(inputs):
             if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
                 x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
                                         device=reference.device)
             arrays.append(x.data)
-            needs_grad = needs_grad or x.requires_grad
+            wants.append(x.requires_grad)
         if len(arrays) > 1 and len({backend.device_of(a) for a in arrays}) > 1:
             raise ValueError(
                 f"{type(self).__name__}: inputs are on different devices "
                 f"{[t.device for t in tensors]}; move them with .to(device) first")
-        needs_grad = needs_grad and _grad_mode.enabled
+        needs_grad = _grad_mode.enabled and True in wants
         # Which inputs backward must give a gradient for, known before forward runs, so
         # that forward keeps only what those gradients need (Conv2d: col for dL/dW).
-        self.needs_input_grad = (tuple([x.requires_grad for x in tensors]) if needs_grad
-                                 else (False,) * len(tensors))
+        self.needs_input_grad = tuple(wants) if needs_grad else (False,) * len(wants)
         output = self.forward(*arrays)
-        if not needs_grad:
-            return Tensor._from_op(output, False, None)
-        self.inputs = tensors
-        self.made_at = _changes.count     # for the version check in backward
-        return Tensor._from_op(output, True, self)
+        result = Tensor.__new__(Tensor)   # no checks: forward made a good array
+        if needs_grad:
+            self.inputs = tensors
+            self.made_at = _changes.count     # for the version check in backward
+            result._set_fields(output, True, None, self)
+        else:
+            result._set_fields(output, False)
+        return result
 
     released = False      # set by release(); a class default keeps the check cheap
     saves_inputs = True   # False for ops whose backward never reads an input's values

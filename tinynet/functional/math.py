@@ -408,7 +408,10 @@ def log(x): return Log()(x)
 def sqrt(x): return Sqrt()(x)
 def abs(x): return Abs()(x)
 def maximum(a, b): return Maximum()(a, b)
-def matmul(a, b): return MatMul()(a, b)
+def matmul(a, b):
+    """C = A @ B (NumPy's matmul broadcasting).  For 2-D operands: dL/dA = dL/dC B^T,
+    dL/dB = A^T dL/dC."""
+    return MatMul()(a, b)
 
 
 def linear(x, weight, bias=None):

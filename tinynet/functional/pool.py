@@ -120,7 +120,13 @@ def _bin_bounds(size, out):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel:
+
+        y[n, c, i, j] = max_{u, v} x[n, c, i SH + u - PH, j SW + v - PW]   (padding: -inf)
+        OH = floor((H + 2 PH - KH) / SH) + 1                                (likewise OW)
+
+    Backward: dL/dx[n, c, h, w] = sum of dL/dy[n, c, i, j] over the windows (i, j) whose
+    maximum is at (h, w) (the first in row-major order on a tie); 0 elsewhere.
 
     ceil_mode       round the output size up (windows may hang over the bottom/right edge)
     return_indices  also return each maximum's flat index h*W + w in its (n, c) plane, as
@@ -145,7 +151,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    """Mean over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+    """Mean over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel:
+
+        y[n, c, i, j] = 1/(KH KW) sum_{u, v} x[n, c, i SH + u - PH, j SW + v - PW]  (padding: 0)
+        OH = floor((H + 2 PH - KH) / SH) + 1                                (likewise OW)
+
+    Backward: each input of window (i, j) gets dL/dy[n, c, i, j] / (KH KW) (summed over the
+    windows that overlap it).
 
     count_include_pad  True (PyTorch's default): zero padding counts in the divisor;
                        False: only the real inputs of each window count
