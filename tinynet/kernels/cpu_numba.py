@@ -161,7 +161,6 @@ def _per_group(a, b):
     return out
 
 
-
 # ---- convolution ---------------------------------------------------------------------------
 # One GEMM per group (and per batch slice) in every direction: on a shared 2-core machine
 # each multi-threaded BLAS call is a barrier, and N small per-example products were up to
