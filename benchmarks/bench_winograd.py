@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks._common import alternate, header, median, ms, table
 
-from tinynet.kernels import cpu_numba, winograd             # noqa: E402
+from tinynet.kernels import cpu_numba, scratch, winograd    # noqa: E402
 
 SHAPES = [  # (N, C, H=W, O): the demo's / reference CNN's layers at batch 64, bench_conv's
     (64, 3, 64, 32), (64, 32, 32, 64), (64, 64, 16, 128), (64, 128, 8, 256),
@@ -40,7 +40,7 @@ def problems(n, c, size, o):
 
 
 def calls(module, x, w, g):
-    return {"forward": lambda: module.conv2d_forward(x, w, *GEOMETRY),
+    return {"forward": lambda: module.conv2d_forward(x, w, *GEOMETRY)[0],
             "dL/dx": lambda: module.conv2d_backward_input(g, w, x.shape, *GEOMETRY),
             "dL/dW": lambda: module.conv2d_backward_weight(g, x, w.shape, *GEOMETRY)}
 
@@ -48,9 +48,9 @@ def calls(module, x, w, g):
 def float32_errors(n, c, size, o):
     """max |kernel(float32) - float64| / max |float64| for both kernels, forward only."""
     x, w, g = problems(min(n, 8), c, min(size, 32), o)
-    exact = cpu_numba.conv2d_forward(x.astype(np.float64), w.astype(np.float64), *GEOMETRY)
+    exact = cpu_numba.conv2d_forward(x.astype(np.float64), w.astype(np.float64), *GEOMETRY)[0]
     scale = np.abs(exact).max()
-    return [np.abs(m.conv2d_forward(x, w, *GEOMETRY) - exact).max() / scale
+    return [np.abs(m.conv2d_forward(x, w, *GEOMETRY)[0] - exact).max() / scale
             for m in (cpu_numba, winograd)]
 
 
@@ -65,7 +65,7 @@ def main(argv=None):
         im2col, wino = calls(cpu_numba, x, w, g), calls(winograd, x, w, g)
         row = ["x".join(map(str, shape[:3])) + f"->{shape[3]}"]
         for direction in im2col:
-            cpu_numba.release_scratch()          # no col kept from an earlier forward
+            scratch.release()                    # start from fresh memory
             t = {k: median(v) for k, v in alternate(
                 {"im2col": im2col[direction], "winograd": wino[direction]},
                 repeats=args.repeats).items()}

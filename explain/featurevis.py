@@ -266,7 +266,12 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
                             transforms="default", l2=0.0, tv=0.0, blur=0.0,
                             snapshot_steps=(0, 4, 48, 2048), seed=0, preprocess=None,
                             checkpoint=None, checkpoint_every=100, progress=True):
-    """Optimize an image so that the unit's value h is as large (or small) as possible.
+    """Optimize an image so that the unit's value h is as large (or small) as possible:
+
+        x* = argmax_x  h(t(x)) - l2 mean((x - 0.5)^2) - tv TV(x) - blur B(x)
+
+    by Adam on the image's parameters (x = render(param), Fourier or pixel), with a random
+    transform t (jitter, scale, rotate) drawn anew at every step; argmin for maximize=False.
 
     layer, unit, kind  what to excite (see ``unit_objective``); kind='class' ignores layer
     maximize           False: minimize h (the lecture's negative example)
@@ -309,36 +314,17 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
             return float(to_numpy(objective(prep(image())))[0])
 
     opt = optim.Adam([image.param], lr=lr)
-    start_step, history, snapshots = 0, [], {}
-    start_activation = value_now()
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = tn.load(checkpoint)
-        _check_resumable(state, checkpoint, config, steps)
-        image.param.data[...] = tn.tensor(state["param"], device=device).data
-        start_step = int(state["step"])
-        history = [float(h) for h in np.asarray(state["history"]).ravel()]
-        start_activation = float(state["start_activation"])
-        snapshots = {int(k): np.asarray(v) for k, v in state["snapshots"].items()}
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-    rng_state = rng.bit_generator.state          # after the last finished step: what we save
-
-    def save(done):
-        tn.save({"param": image.param.numpy(), "step": int(done),
-                 "history": np.array(history, dtype=np.float64),
-                 "start_activation": float(start_activation),
-                 "snapshots": {str(k): v for k, v in snapshots.items()},
-                 "optimizer": opt.state_dict(), "rng": rng_state, "config": config},
-                checkpoint)
-
+    store = _Checkpoint(checkpoint, config, checkpoint_every)
+    run = store.restore(image, opt, rng, steps) or _RunState(start_activation=value_now(),
+                                                             rng_state=rng.bit_generator.state)
     wanted = {int(s) for s in snapshot_steps if 0 <= int(s) <= steps}
-    bar = progress_bar(steps - start_step, "actmax", progress)
+    bar = progress_bar(steps - len(run.history), "actmax", progress)
     try:
         with tn.enable_grad(), frozen(model):     # also inside a caller's no_grad()
-            for step in range(start_step, steps + 1):
-                if step in wanted and step not in snapshots:
+            for step in range(len(run.history), steps + 1):
+                if step in wanted and step not in run.snapshots:
                     with tn.no_grad():
-                        snapshots[step] = to_numpy(image())[0]
+                        run.snapshots[step] = to_numpy(image())[0]
                 if step == steps:
                     break
                 opt.zero_grad()
@@ -354,24 +340,74 @@ def activation_maximization(model, layer, unit, kind="channel", maximize=True, s
                     loss = loss + blur * blur_penalty(img)
                 loss.backward()
                 opt.step()
-                history.append(float(to_numpy(h)))
-                rng_state = rng.bit_generator.state
+                run.history.append(float(to_numpy(h)))
+                run.rng_state = rng.bit_generator.state
                 bar.update(1)
-                if checkpoint is not None and (step + 1) % checkpoint_every == 0:
-                    save(step + 1)
+                store.maybe_save(run, image, opt)
     except KeyboardInterrupt:          # keep what was done; the same call resumes from it
-        if checkpoint is not None:
-            save(len(history))
+        store.save(run, image, opt)
         raise
     finally:
         bar.close()
-    if checkpoint is not None:
-        save(steps)
+    store.save(run, image, opt)
     with tn.no_grad():
         final = to_numpy(image())[0]
-    return ActMaxResult(image=final, snapshots=dict(sorted(snapshots.items())),
-                        activation=value_now(), start_activation=start_activation,
-                        history=history)
+    return ActMaxResult(image=final, snapshots=dict(sorted(run.snapshots.items())),
+                        activation=value_now(), start_activation=run.start_activation,
+                        history=run.history)
+
+
+# ---- checkpoints of a run ------------------------------------------------------------------
+
+@dataclass
+class _RunState:
+    """What a run has done so far: the objective per finished step, the snapshots, the
+    starting value and the transforms' generator state after the last finished step."""
+    start_activation: float
+    history: list = field(default_factory=list)
+    snapshots: dict = field(default_factory=dict)
+    rng_state: dict = None
+
+
+class _Checkpoint:
+    """A run's state in one .npz file (tn.save, atomic), or nothing when ``path`` is None.
+
+    ``restore`` loads it into the image, optimizer and generator (after checking that it
+    is a checkpoint of the same run); ``maybe_save`` writes it every ``every`` steps;
+    ``save`` writes it now (on Ctrl-C and at the end)."""
+
+    def __init__(self, path, config, every):
+        self.path, self.config, self.every = path, config, every
+
+    def restore(self, image, opt, rng, steps):
+        """The saved _RunState (image, optimizer and rng set to it), or None to start anew."""
+        if self.path is None or not os.path.exists(self.path):
+            return None
+        state = tn.load(self.path)
+        _check_resumable(state, self.path, self.config, steps)
+        image.param.data[...] = tn.tensor(state["param"], device=image.param.device).data
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        history = [float(h) for h in np.asarray(state["history"]).ravel()]
+        return _RunState(start_activation=float(state["start_activation"]),
+                         history=history[:int(state["step"])],
+                         snapshots={int(k): np.asarray(v)
+                                    for k, v in state["snapshots"].items()},
+                         rng_state=state["rng"])
+
+    def maybe_save(self, run, image, opt):
+        if len(run.history) % self.every == 0:
+            self.save(run, image, opt)
+
+    def save(self, run, image, opt):
+        if self.path is None:
+            return
+        tn.save({"param": image.param.numpy(), "step": len(run.history),
+                 "history": np.array(run.history, dtype=np.float64),
+                 "start_activation": float(run.start_activation),
+                 "snapshots": {str(k): v for k, v in run.snapshots.items()},
+                 "optimizer": opt.state_dict(), "rng": run.rng_state, "config": self.config},
+                self.path)
 
 
 def _run_settings(model, layer, unit, kind, maximize, image_shape, parameterization, lr,

@@ -28,16 +28,22 @@ from .saliency import guided_backprop
 
 def grad_cam(model, x, target, layer=None, relu=True, upsample=True, normalize=True,
              batch_size=None):
-    """Grad-CAM maps of shape (N, H, W) (or (N, U, V) at the layer with upsample=False).
+    """Grad-CAM maps of shape (N, H, W) (or (N, U, V) at the layer with upsample=False):
+
+        alpha_k^c = 1/Z sum_u sum_v dy^c/dA^k_uv          (Z = U V: the mean gradient)
+        L^c_Grad-CAM = ReLU(sum_k alpha_k^c A^k)           in R^{U x V}
+
+    y^c is the class's raw score (the logit, before the softmax) and A^1..A^K the feature
+    maps of ``layer``; the map is then scaled to [0, 1] and resized (bilinear) to the image.
 
     layer      a Conv2d (or any module with a 4-D output) inside ``model``, or its dotted
                name from ``model.named_modules()``; None = the last Conv2d module (the
                lecture's "last convolutional layer").  A^k is the chosen module's output,
                so for a Conv2d the maps before the ReLU that follows it (as Captum's
                LayerGradCam on that Conv2d); name the ReLU module to use those after it
-    relu       step 7 (off: the signed map)
-    upsample   step 8's bilinear resize to the input's H x W (off: the layer's U x V)
-    normalize  step 8's per-image min-max scaling to [0, 1] (a constant map becomes 0)
+    relu       the ReLU: keep what speaks for the class (off: the signed map)
+    upsample   the bilinear resize to the input's H x W (off: the layer's U x V)
+    normalize  the per-image min-max scaling to [0, 1] (a constant map becomes 0)
 
     With relu, upsample and normalize off the result is the raw sum_k alpha_k A^k, the number
     other libraries report (Captum's LayerGradCam with relu_attributions=False).
@@ -91,7 +97,9 @@ def minmax(maps):
 
 def guided_grad_cam(model, x, target, layer=None, batch_size=None):
     """Guided Grad-CAM: guided backpropagation (N, C, H, W) times the upsampled Grad-CAM map,
-    pixel by pixel: high-resolution detail restricted to the class-discriminative region."""
+    pixel by pixel: high-resolution detail restricted to the class-discriminative region,
+
+        R[n, c, h, w] = guided_backprop[n, c, h, w] * upsample(L^c_Grad-CAM)[n, h, w]"""
     cam = grad_cam(model, x, target, layer, batch_size=batch_size)
     guided = guided_backprop(model, x, target, batch_size=batch_size)
     return guided * cam[:, None]

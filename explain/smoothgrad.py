@@ -10,8 +10,10 @@ with sigma = noise_level * (max(x) - min(x)) for each input, as in the paper (no
     SmoothGrad-squared   1/n sum_i R(x + g_i)^2
     VarGrad              1/n sum_i R(x + g_i)^2 - R_sg(x)^2      (the variance)
 
-The n noisy copies of all inputs are stacked and processed ``batch_size`` at a time, so one
-forward and one backward serve many samples while memory stays bounded.
+``smoothgrad_loop`` below is the formula as a plain loop, one noisy copy at a time: read it
+first.  ``smoothgrad`` computes the same numbers (tested equal, the same noise drawn in the
+same order), but stacks the n noisy copies of all inputs and processes them ``batch_size`` at
+a time, so one forward and one backward serve many samples while memory stays bounded.
 """
 import numpy as np
 
@@ -23,9 +25,42 @@ from ._common import (as_input, check_positive_int, check_targets, class_score_g
 VARIANTS = ("mean", "squared", "vargrad")
 
 
+def smoothgrad_loop(model, x, target, n_samples=50, noise_level=0.15, seed=None):
+    """SmoothGrad of the vanilla gradient as its formula, one noisy copy at a time (slow;
+    the definition that ``smoothgrad`` computes in batches):
+
+        R_sg(x) = 1/n sum_{i=1..n} R(x + g_i),   g_i ~ N(0, sigma^2),
+        R(x) = dS_c/dx,   sigma = noise_level * (max(x) - min(x))
+    """
+    xt = as_input(x, model)
+    xs = to_numpy(xt)
+    target = check_targets(target, xs.shape[0])
+    rng = np.random.default_rng(seed)
+    noise_dtype = np.float32 if xs.dtype == np.float32 else np.float64
+    maps = []
+    for x_k, c in zip(xs, target):
+        sigma = np.asarray(noise_level * (x_k.max() - x_k.min())).astype(xs.dtype)
+        total = np.zeros_like(x_k)
+        for _ in range(n_samples):
+            g = rng.standard_normal(x_k.shape, dtype=noise_dtype).astype(xs.dtype) * sigma
+            noisy = tn.tensor((x_k + g)[None], device=xt.device)
+            _, grad, _ = class_score_gradients(model, noisy, [c])     # R(x + g_i) = dS_c/dx
+            total += to_numpy(grad)[0]
+        maps.append(total / n_samples)
+    return np.stack(maps)
+
+
 def smoothgrad(model, x, target, n_samples=50, noise_level=0.15, method=None, seed=None,
                batch_size=64, variant="mean", progress=True):
-    """SmoothGrad map of each input: the shape of ``x``, or of what ``method`` returns.
+    """SmoothGrad map of each input: the shape of ``x``, or of what ``method`` returns:
+
+        R_sg(x) = 1/n sum_{i=1..n} R(x + g_i),    g_i ~ N(0, sigma^2),
+        sigma = noise_level * (max(x) - min(x))   (per input)
+
+    R is ``method`` (default: the vanilla gradient dS_c/dx of the class score).  variant
+    'squared' averages R(x + g_i)^2 instead (SmoothGrad-squared); 'vargrad' gives
+    1/n sum_i R(x + g_i)^2 - R_sg(x)^2, the variance (VarGrad).  ``smoothgrad_loop`` is the
+    same formula as a plain loop.
 
     n_samples    n, noisy copies per input (>= 1)
     noise_level  sigma / (max - min) of each input

@@ -46,7 +46,7 @@ def test_bias_is_added_per_output_channel(rng):
     w = rng.standard_normal((4, 3, 3, 3))
     b = np.array([1.0, -2.0, 0.5, 3.0])
     y = F.conv2d(t(x), t(w), t(b), padding=1).numpy()
-    y0 = reference.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
+    y0 = reference.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)[0]
     np.testing.assert_allclose(y, y0 + b[None, :, None, None], rtol=1e-12)
 
 
@@ -240,3 +240,53 @@ def test_on_gpu_equals_cpu(setting, rng):
             results.append([tn.Tensor(a).numpy() for a in (y.data, xt.grad, wt.grad, bt.grad)])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)
+
+
+# ---- saved state lives on the Function, nowhere else ----------------------------------------
+
+def test_conv2d_saves_col_only_when_the_weight_needs_a_gradient(rng):
+    """Conv2d keeps what backward needs on itself: the kernel's saved col when the weight
+    needs dL/dW (Numba path), nothing when only the input does (saliency on a frozen net)."""
+    pytest.importorskip("numba")
+    x = t(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = t(rng.standard_normal((4, 3, 3, 3)))
+    with kernels.use("numba"):
+        y = F.conv2d(x, w, padding=1)
+        assert y.creator.needs_input_grad == (True, False)
+        assert y.creator.saved is None
+        w.requires_grad = True
+        y = F.conv2d(x, w, padding=1)
+        assert y.creator.needs_input_grad == (True, True)
+        assert y.creator.saved is not None
+        y.sum().backward()
+    assert not hasattr(y.creator, "saved")        # released after backward
+    np.testing.assert_allclose(
+        w.grad, reference.conv2d_backward_weight(np.ones(y.shape), x.numpy(), w.shape,
+                                                 (1, 1), (1, 1), (1, 1), 1), rtol=1e-10)
+
+
+def test_a_forward_that_reaches_no_backward_keeps_nothing(rng):
+    """Under no_grad(), or when the output is dropped, no memory stays behind after the
+    call (before, each input array kept its im2col matrix in a module-level dict: 18 MiB for
+    an (8, 64, 32, 32) input).  Measured with tracemalloc, which sees NumPy's allocations."""
+    import gc
+    import tracemalloc
+    w = t(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    xs = [t(rng.standard_normal((4, 16, 16, 16)).astype(np.float32)) for _ in range(6)]
+    F.conv2d(xs[0], w, padding=1)            # warm up: compile, scratch buffers
+    with tn.no_grad():
+        F.conv2d(xs[0], w, padding=1)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for x in xs:                         # the inputs stay alive all along
+            with tn.no_grad():
+                F.conv2d(x, w, padding=1)
+            F.conv2d(x, w, padding=1)        # output (and its Function) dropped at once
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    col_bytes = 16 * 9 * 4 * 256 * 4         # one input's im2col matrix (C KH KW, N, OH OW)
+    assert grown < col_bytes, f"{grown} bytes stayed behind"

@@ -42,6 +42,22 @@ def test_smoothgrad_equals_the_mean_of_gradients_at_noisy_copies(rng):
     assert np.allclose(sg, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batched_smoothgrad_equals_its_plain_loop(rng, dtype):
+    """smoothgrad (batched) and smoothgrad_loop (the formula, one copy at a time) agree,
+    and a different seed changes the result (the comparison can fail)."""
+    from explain.smoothgrad import smoothgrad_loop
+    model = small_cnn() if dtype == np.float64 else small_cnn().float()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    loop = smoothgrad_loop(model, x, [2, 0], n_samples=5, noise_level=0.3, seed=11)
+    batched = explain.smoothgrad(model, x, [2, 0], n_samples=5, noise_level=0.3, seed=11,
+                                 batch_size=4, progress=False)
+    other = smoothgrad_loop(model, x, [2, 0], n_samples=5, noise_level=0.3, seed=12)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(batched, loop, rtol=tol, atol=tol)
+    assert not np.allclose(other, loop, rtol=tol, atol=tol)
+
+
 def test_seeded_runs_repeat_exactly_and_batching_does_not_matter(rng):
     model = small_cnn()
     x = rng.standard_normal((3, 3, 8, 8))

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinynet import backend, kernels
+from tinynet import geometry as geometry_module
 from tinynet.kernels import reference
 
 # 'numpy-on-gpu' is the array-generic im2col module run on CuPy arrays.
@@ -97,7 +98,7 @@ def conv_arrays(case):
     x = rng.standard_normal((case["n"], case["c"]) + case["size"])
     w = rng.standard_normal((case["o"], case["c"] // case["groups"]) + case["kernel"])
     geometry = (case["stride"], case["padding"], case["dilation"], case["groups"])
-    y_shape = reference.conv2d_forward(x, w, *geometry).shape
+    y_shape = reference.conv2d_forward(x, w, *geometry)[0].shape
     grad_y = rng.standard_normal(y_shape)
     return x, w, grad_y, geometry
 
@@ -110,13 +111,13 @@ def conv_arrays(case):
 def test_conv2d_equals_reference(name, case):
     impl, dtype = module(name), case["dtype"]
     x, w, grad_y, geometry = conv_arrays(case)
-    expected_y = reference.conv2d_forward(x, w, *geometry)         # float64 oracle
+    expected_y = reference.conv2d_forward(x, w, *geometry)[0]         # float64 oracle
     expected_gx = reference.conv2d_backward_input(grad_y, w, x.shape, *geometry)
     expected_gw = reference.conv2d_backward_weight(grad_y, x, w.shape, *geometry)
 
     def put(a):
         return to_impl(name, layout(a.astype(dtype), case["layout"]))
-    y = impl.conv2d_forward(put(x), put(w), *geometry)
+    y = impl.conv2d_forward(put(x), put(w), *geometry)[0]
     gx = impl.conv2d_backward_input(put(grad_y), put(w), x.shape, *geometry)
     gw = impl.conv2d_backward_weight(put(grad_y), put(x), w.shape, *geometry)
     for actual, expected in ((y, expected_y), (gx, expected_gx), (gw, expected_gw)):
@@ -175,10 +176,10 @@ def test_depthwise_equals_reference(name, c, o, kernel, stride, padding, dilatio
     x = rng.standard_normal((2, c, 9, 8))
     w = rng.standard_normal((o, 1) + kernel)
     geometry = (stride, padding, dilation, c)
-    y = reference.conv2d_forward(x, w, *geometry)
+    y = reference.conv2d_forward(x, w, *geometry)[0]
     grad_y = rng.standard_normal(y.shape)
     put = lambda a: to_impl(name, a.astype(dtype))
-    assert_close(impl.conv2d_forward(put(x), put(w), *geometry), y, dtype)
+    assert_close(impl.conv2d_forward(put(x), put(w), *geometry)[0], y, dtype)
     assert_close(impl.conv2d_backward_input(put(grad_y), put(w), x.shape, *geometry),
                  reference.conv2d_backward_input(grad_y, w, x.shape, *geometry), dtype)
     assert_close(impl.conv2d_backward_weight(put(grad_y), put(x), w.shape, *geometry),
@@ -196,7 +197,7 @@ def test_gpu_implementations_are_tested():
 def test_reference_lecture_example():
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     w = np.arange(4.0).reshape(1, 1, 2, 2)
-    y = reference.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)
+    y = reference.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)[0]
     np.testing.assert_array_equal(y[0, 0], [[19, 25], [37, 43]])
 
 
@@ -206,7 +207,7 @@ def test_reference_conv_is_the_formula(rng):
     x = rng.standard_normal((1, 4, 6, 7))
     w = rng.standard_normal((6, 2, 2, 3))
     (sh, sw), (ph, pw), (dh, dw), groups = (2, 1), (1, 2), (2, 1), 2
-    y = reference.conv2d_forward(x, w, (sh, sw), (ph, pw), (dh, dw), groups)
+    y = reference.conv2d_forward(x, w, (sh, sw), (ph, pw), (dh, dw), groups)[0]
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     for o, i, j in [(0, 0, 0), (4, 1, 3), (5, 2, 6)]:
         g = o // 3
@@ -221,7 +222,7 @@ def test_reference_backward_is_the_adjoint(rng):
     x = rng.standard_normal((2, 4, 7, 6))
     w = rng.standard_normal((2, 2, 3, 2))
     geometry = ((2, 1), (1, 0), (1, 2), 2)
-    y = reference.conv2d_forward(x, w, *geometry)
+    y = reference.conv2d_forward(x, w, *geometry)[0]
     g = rng.standard_normal(y.shape)
     inner = np.sum(y * g)
     assert np.sum(x * reference.conv2d_backward_input(g, w, x.shape, *geometry)) == pytest.approx(inner)
@@ -333,13 +334,13 @@ def test_import_compiles_nothing_and_env_var_sets_default():
 def test_im2col_in_batch_slices_equals_one_pass(monkeypatch, rng):
     """A large batch is processed in slices that bound the memory of ``col``."""
     im2col = kernels.implementation("numpy")
-    monkeypatch.setattr(im2col, "MAX_COL_BYTES", 2000)     # about one example per slice
+    monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 2000)   # about one example per slice
     x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((6, 2, 3, 2))
     geometry = ((2, 1), (1, 1), (1, 2), 2)
-    assert len(im2col._batch_slices(5, 4, (3, 2), (4, 6), 8)) == 5
-    y = reference.conv2d_forward(x, w, *geometry)
+    assert len(im2col._batch_slices(x.shape, w.shape, (4, 6), 8)) == 5
+    y = reference.conv2d_forward(x, w, *geometry)[0]
     g = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(im2col.conv2d_forward(x, w, *geometry), y, rtol=1e-12)
+    np.testing.assert_allclose(im2col.conv2d_forward(x, w, *geometry)[0], y, rtol=1e-12)
     np.testing.assert_allclose(im2col.conv2d_backward_input(g, w, x.shape, *geometry),
                                reference.conv2d_backward_input(g, w, x.shape, *geometry),
                                rtol=1e-12)

@@ -12,6 +12,7 @@ pytest.importorskip("numba")
 from tinynet import kernels                              # noqa: E402
 from tinynet.kernels import cpu_numba as fast            # noqa: E402
 from tinynet.kernels import numba_threads                # noqa: E402
+from tinynet import geometry as geometry_module           # noqa: E402
 from tinynet.kernels import reference as ref             # noqa: E402
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -73,11 +74,11 @@ def check_conv(case):
     geometry = (case["stride"], case["padding"], case["dilation"], case["groups"])
     x = rng.standard_normal(case["x_shape"])
     w = rng.standard_normal(case["w_shape"])
-    y = ref.conv2d_forward(x, w, *geometry)                    # the oracle, in float64
+    y = ref.conv2d_forward(x, w, *geometry)[0]                    # the oracle, in float64
     gy = rng.standard_normal(y.shape)
     xd, wd, gyd = (noncontiguous(a.astype(dtype), layout) for a in (x, w, gy))
 
-    assert_close(fast.conv2d_forward(xd, wd, *geometry), y, dtype)
+    assert_close(fast.conv2d_forward(xd, wd, *geometry)[0], y, dtype)
     assert_close(fast.conv2d_backward_input(gyd, wd, x.shape, *geometry),
                  ref.conv2d_backward_input(gy, w, x.shape, *geometry), dtype)
     assert_close(fast.conv2d_backward_weight(gyd, xd, w.shape, *geometry),
@@ -105,7 +106,7 @@ def test_conv2d_special_paths(x_shape, w_shape, padding, groups, dtype):
 
 def test_conv2d_in_batch_slices(monkeypatch):
     """A col larger than MAX_COL_BYTES is built a few examples at a time; same result."""
-    monkeypatch.setattr(fast, "MAX_COL_BYTES", 4 * 3 * 9 * 25 * 8)    # 4 examples' col
+    monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 4 * 3 * 9 * 25 * 8)    # 4 examples' col
     for shape in [((9, 3, 5, 5), (4, 3, 3, 3), 1), ((9, 4, 5, 5), (6, 2, 3, 3), 2)]:
         check_conv(dict(x_shape=shape[0], w_shape=shape[1], stride=(1, 1), padding=(1, 1),
                         dilation=(1, 1), groups=shape[2], dtype=np.float64, layout="plain",
@@ -195,7 +196,7 @@ def test_lecture_example_and_dispatch():
     w = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
     with kernels.use("numba"):
         assert kernels.choose("conv2d_forward", x) is fast.conv2d_forward
-        y = kernels.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)
+        y = kernels.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)[0]
     np.testing.assert_array_equal(y[0, 0], [[19, 25], [37, 43]])
     assert y.dtype == np.float32
 
@@ -212,47 +213,22 @@ def test_gradcheck_through_conv_and_pool_with_numba():
             F.conv2d(x, w, b, stride=1, padding=1), 2), x, w, b)
 
 
-def test_col_kept_from_forward_is_reused_then_dropped():
-    """conv2d_forward keeps col for conv2d_backward_weight on the same input array; another
-    array (even with equal values) or another geometry gets its own col; nothing stays
-    kept once the input array is gone."""
+def test_saved_col_gives_the_same_weight_gradient(monkeypatch):
+    """conv2d_forward(save=True) returns the col it built; conv2d_backward_weight(saved=col)
+    gives the reference dL/dW without a second im2col.  Without save, or when the batch
+    ran in slices, nothing is returned to keep."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 6, 6))
     w = rng.standard_normal((4, 3, 3, 3))
     geometry = ((1, 1), (1, 1), (1, 1), 1)
     gy = rng.standard_normal((2, 4, 6, 6))
     expected = ref.conv2d_backward_weight(gy, x, w.shape, *geometry)
-    for _ in range(2):                        # the second round reuses a recycled buffer
-        fast.conv2d_forward(x, w, *geometry)
-        assert id(x) in fast._kept
-        assert_close(fast.conv2d_backward_weight(gy, x, w.shape, *geometry), expected,
-                     np.float64)
-        assert id(x) not in fast._kept        # taken by backward
-    fast.conv2d_forward(x, w, *geometry)
-    assert_close(fast.conv2d_backward_weight(gy, x.copy(), w.shape, *geometry), expected,
-                 np.float64)                  # a different array: col rebuilt
-    other = ((2, 2), (1, 1), (1, 1), 1)
-    gy2 = rng.standard_normal((2, 4, 3, 3))
-    assert_close(fast.conv2d_backward_weight(gy2, x, w.shape, *other),
-                 ref.conv2d_backward_weight(gy2, x, w.shape, *other), np.float64)
-    ident = id(x)
-    del x
-    assert ident not in fast._kept
-
-
-def test_kept_cols_are_capped(monkeypatch):
-    """Forward passes that never reach backward (inference on arrays that stay alive) keep
-    at most MAX_KEPT_BYTES of cols, dropping the oldest."""
-    rng = np.random.default_rng(7)
-    w = rng.standard_normal((2, 3, 3, 3))
-    xs = [rng.standard_normal((1, 3, 5, 5)) for _ in range(5)]
-    col_bytes = 27 * 25 * 8
-    monkeypatch.setattr(fast, "MAX_KEPT_BYTES", 2 * col_bytes)
-    for x in xs:
-        fast.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
-    assert [id(x) for x in xs if id(x) in fast._kept] == [id(xs[3]), id(xs[4])]
-    gy = rng.standard_normal((1, 2, 5, 5))
-    for x in xs:                             # kept or rebuilt, the same gradient
-        assert_close(fast.conv2d_backward_weight(gy, x, w.shape, (1, 1), (1, 1), (1, 1), 1),
-                     ref.conv2d_backward_weight(gy, x, w.shape, (1, 1), (1, 1), (1, 1), 1),
-                     np.float64)
+    y, col = fast.conv2d_forward(x, w, *geometry, save=True)
+    assert col.shape == (3 * 9, 2, 36)
+    assert_close(y, ref.conv2d_forward(x, w, *geometry)[0], np.float64)
+    assert_close(fast.conv2d_backward_weight(gy, x, w.shape, *geometry, saved=col), expected,
+                 np.float64)
+    assert fast.conv2d_forward(x, w, *geometry)[1] is None
+    monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 27 * 36 * 8)    # one example's col
+    assert fast.conv2d_forward(x, w, *geometry, save=True)[1] is None
+    assert_close(fast.conv2d_backward_weight(gy, x, w.shape, *geometry), expected, np.float64)

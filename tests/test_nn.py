@@ -438,3 +438,15 @@ def test_replacing_a_parameter_keeps_its_place_in_the_state_dict():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
     model[2].weight = model[0].weight                  # tie the weights, as PyTorch allows
     assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_layers_that_differ_are_siblings_not_subclasses():
+    """As in PyTorch: a LogSoftmax is not a Softmax, an AvgPool2d not a MaxPool2d (code
+    that tests ``isinstance(m, nn.Softmax)`` must not catch the other)."""
+    assert not isinstance(nn.LogSoftmax(dim=1), nn.Softmax)
+    assert not isinstance(nn.Softmax(dim=1), nn.LogSoftmax)
+    assert not isinstance(nn.AvgPool2d(2), nn.MaxPool2d)
+    x = tn.tensor(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(nn.LogSoftmax(dim=1)(x).numpy(),
+                               np.log(nn.Softmax(dim=1)(x).numpy()), rtol=1e-12)
+    assert repr(nn.LogSoftmax(dim=1)) == "LogSoftmax(dim=1)"

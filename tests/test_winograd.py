@@ -24,14 +24,14 @@ def problem(case, dtype, rng):
     n, c, h, w, o, padding = case
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, 3, 3))
-    y_shape = reference.conv2d_forward(x, weight, (1, 1), padding, (1, 1), 1).shape
+    y_shape = reference.conv2d_forward(x, weight, (1, 1), padding, (1, 1), 1)[0].shape
     grad_y = rng.standard_normal(y_shape)
     return [a.astype(dtype) for a in (x, weight, grad_y)], padding
 
 
 def three_products(module, x, weight, grad_y, padding):
     geometry = ((1, 1), padding, (1, 1), 1)
-    return (module.conv2d_forward(x, weight, *geometry),
+    return (module.conv2d_forward(x, weight, *geometry)[0],
             module.conv2d_backward_input(grad_y, weight, x.shape, *geometry),
             module.conv2d_backward_weight(grad_y, x, weight.shape, *geometry))
 

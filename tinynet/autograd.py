@@ -108,14 +108,20 @@ class Tensor:
     _changed_at = 0
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
-        self.data = _as_array(data, dtype, device)
-        if requires_grad and self.data.dtype.kind != "f":
+        array = _as_array(data, dtype, device)
+        if requires_grad and array.dtype.kind != "f":
             raise TypeError(
-                f"requires_grad=True needs a floating dtype, got {self.data.dtype}; "
+                f"requires_grad=True needs a floating dtype, got {array.dtype}; "
                 "use e.g. dtype=np.float32")
-        self.requires_grad = bool(requires_grad)
+        self._set_fields(array, bool(requires_grad), name)
+
+    def _set_fields(self, array, requires_grad, name=None, creator=None):
+        """Every field of a Tensor, in one place: __init__ (after checking its arguments)
+        and Function.__call__ (whose forward made a good array: no checks) both end here."""
+        self.data = array
+        self.requires_grad = requires_grad
         self.grad = None
-        self.creator = None
+        self.creator = creator
         self.name = name
         self._hooks = []
         self._retains_grad = False
@@ -149,28 +155,6 @@ class Tensor:
     def detach(self):
         """The same data, cut from the graph: no gradient flows through it."""
         return Tensor(self.data)
-
-    def to(self, device):
-        """A copy on ``device`` ('cpu' or 'cuda'); gradients flow back across the move."""
-        device = backend.check_device(device)
-        if device == self.device:
-            return self
-        return _math.to_device(self, device)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def astype(self, dtype):
-        return _math.astype(self, dtype)
-
-    def float(self):
-        return self.astype(np.float32)
-
-    def double(self):
-        return self.astype(np.float64)
 
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind != "f":
@@ -229,24 +213,6 @@ class Tensor:
                                  f"the tensor on {self.device}")
         run_backward(self, grad, retain_graph)
 
-    # ---- operators (defined in functional/math.py) ------------------------------------
-    def __add__(self, other): return _math.add(self, other)
-    def __radd__(self, other): return _math.add(other, self)
-    def __sub__(self, other): return _math.sub(self, other)
-    def __rsub__(self, other): return _math.sub(other, self)
-    def __mul__(self, other): return _math.mul(self, other)
-    def __rmul__(self, other): return _math.mul(other, self)
-    def __truediv__(self, other): return _math.div(self, other)
-    def __rtruediv__(self, other): return _math.div(other, self)
-    def __pow__(self, exponent): return _math.pow(self, exponent)
-    def __rpow__(self, base): return _math.rpow(base, self)
-    def __neg__(self): return _math.neg(self)
-    def __abs__(self): return _math.abs(self)
-    def __matmul__(self, other): return _math.matmul(self, other)
-    def __rmatmul__(self, other): return _math.matmul(other, self)
-    def __getitem__(self, index): return _math.getitem(self, index)
-    def __setitem__(self, index, value): _math.setitem(self, index, value)
-
     # Comparisons give boolean tensors, elementwise (== and != too, as in PyTorch); they
     # have no gradient.  ``t in some_list`` therefore compares values: use ``is`` to find
     # a tensor by identity.
@@ -276,49 +242,15 @@ class Tensor:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 
-    # ---- PyTorch-named methods (reductions take axis=/keepdims= or dim=/keepdim=) --------
-    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        """Values only with ``axis``; PyTorch's (values, indices) with ``dim=``."""
-        return _math.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def argmax(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def argmin(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _math.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def clamp(self, min=None, max=None): return _math.clamp(self, min, max)
-    def squeeze(self, dim=None): return _math.squeeze(self, dim)
-    def unsqueeze(self, dim): return _math.unsqueeze(self, dim)
-    def view(self, *shape):
-        """``reshape`` under PyTorch's name (tinynet does not share storage: a copy may be
-        made where PyTorch would return a view)."""
-        return self.reshape(*shape)
+    # Operators and op methods (t + u, t @ w, t[i] = v, t.sum(), t.reshape(...), t.to(...))
+    # call the ops, so they are attached by tinynet/functional/methods.py when
+    # tinynet.functional is imported: this module depends on no op module.
+
     def size(self, dim=None):
         """The shape, as PyTorch's ``size()``; ``size(d)`` the length of axis d.  (NumPy's
         element count ``.size`` is ``numel()`` here.)"""
         return tuple(self.shape) if dim is None else self.shape[dim]
     def numel(self): return self.data.size
-    def exp(self): return _math.exp(self)
-    def log(self): return _math.log(self)
-    def sqrt(self): return _math.sqrt(self)
-    def abs(self): return _math.abs(self)
-    def reshape(self, *shape):
-        return _math.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, dim0, dim1):
-        """Swap two axes, as PyTorch's ``Tensor.transpose`` (``permute`` for any order)."""
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return _math.transpose(self, axes)
-    def permute(self, *axes):
-        return _math.transpose(self, axes[0] if len(axes) == 1 else axes)
-    def flatten(self, start_axis=0):
-        """Merge the axes from ``start_axis`` on (0: one flat vector, as torch.flatten)."""
-        return _math.flatten(self, start_axis)
-    T = property(lambda self: _math.transpose(self))
 
 
 class _Changes:
@@ -370,7 +302,12 @@ class Function:
     ``forward(*arrays)`` gets the inputs' arrays and returns the output array.
     ``backward(grad)`` gets dL/d(output) and returns one gradient per input, in order
     (``None`` for an input that needs none, such as integer labels).  Any arrays that
-    backward needs are stored on ``self`` during forward.
+    backward needs are stored on ``self`` during forward: this is the only place an op's
+    saved state lives.
+
+    ``self.needs_input_grad`` (set before ``forward`` runs, as in Chainer and PyTorch) is
+    one bool per input: does backward have to return its gradient?  All False under
+    ``no_grad()``.  An op reads it to save less, and to skip gradients nobody wants.
     """
 
     def __call__(self, *inputs):
@@ -382,28 +319,29 @@ class Function:
                 break
         if reference is None:
             reference = Tensor(inputs[0])
-        tensors, arrays, needs_grad = list(inputs), [], False
+        tensors, arrays, wants = list(inputs), [], []
         for i, x in enumerate(inputs):
             if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
                 x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
                                         device=reference.device)
             arrays.append(x.data)
-            needs_grad = needs_grad or x.requires_grad
+            wants.append(x.requires_grad)
         if len(arrays) > 1 and len({backend.device_of(a) for a in arrays}) > 1:
             raise ValueError(
                 f"{type(self).__name__}: inputs are on different devices "
                 f"{[t.device for t in tensors]}; move them with .to(device) first")
+        needs_grad = _grad_mode.enabled and True in wants
+        # Which inputs backward must give a gradient for, known before forward runs, so
+        # that forward keeps only what those gradients need (Conv2d: col for dL/dW).
+        self.needs_input_grad = tuple(wants) if needs_grad else (False,) * len(wants)
         output = self.forward(*arrays)
-        needs_grad = needs_grad and _grad_mode.enabled
-        result = Tensor.__new__(Tensor)   # skip validation: forward made a good array
-        result.data, result.grad, result.name = output, None, None
-        result._hooks, result._retains_grad = [], False
-        result.requires_grad = needs_grad
-        result.creator = None
+        result = Tensor.__new__(Tensor)   # no checks: forward made a good array
         if needs_grad:
             self.inputs = tensors
             self.made_at = _changes.count     # for the version check in backward
-            result.creator = self
+            result._set_fields(output, True, None, self)
+        else:
+            result._set_fields(output, False)
         return result
 
     released = False      # set by release(); a class default keeps the check cheap
@@ -542,6 +480,3 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
-
-
-from .functional import math as _math  # noqa: E402  (operators above call into it)

@@ -302,6 +302,18 @@ class RMSprop(Optimizer):
             p.data -= group["lr"] * (grad / denom)
 
 
-# The schedulers live in lr_scheduler.py; optim.StepLR etc. keep working.
-from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR,  # noqa: E402,F401
-                           LRScheduler, MultiStepLR, OneCycleLR, ReduceLROnPlateau, StepLR)
+# The schedulers live in lr_scheduler.py (which imports Optimizer from here); optim.StepLR
+# etc. keep working, looked up there on first use, so the two modules import no circle.
+_SCHEDULERS = ("CosineAnnealingLR", "ExponentialLR", "LambdaLR", "LRScheduler", "MultiStepLR",
+               "OneCycleLR", "ReduceLROnPlateau", "StepLR")
+
+
+def __getattr__(name):
+    if name in _SCHEDULERS:
+        from . import lr_scheduler
+        return getattr(lr_scheduler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SCHEDULERS))

@@ -13,3 +13,4 @@ from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross
                    mse_loss, nll_loss)
 from .norm import batch_norm, dropout, group_norm, layer_norm
 from .resample import affine_warp, interpolate
+from . import methods  # noqa: F401,E402  (gives Tensor its operators: t + u, t.sum(), ...)

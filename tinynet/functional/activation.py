@@ -148,7 +148,7 @@ class LogSoftmax(Function):
 # ---- the functional API ---------------------------------------------------------------------
 
 def relu(x):
-    """max(0, x), elementwise."""
+    """max(0, x), elementwise.  Backward: dL/dx = dL/dy where x > 0, else 0."""
     return ReLU()(float_tensor(x, "x", "relu"))
 
 
@@ -164,17 +164,20 @@ def relu6(x):
 
 
 def sigmoid(x):
-    """The logistic function 1 / (1 + exp(-x)), stable for any |x|."""
+    """The logistic function y = 1 / (1 + exp(-x)), stable for any |x|.
+    Backward: dL/dx = dL/dy y (1 - y)."""
     return Sigmoid()(float_tensor(x, "x", "sigmoid"))
 
 
 def tanh(x):
+    """y = tanh(x), elementwise.  Backward: dL/dx = dL/dy (1 - y^2)."""
     return Tanh()(float_tensor(x, "x", "tanh"))
 
 
 def softmax(x, axis=None, *, dim=None):
     """exp(x) / sum(exp(x)) along ``axis`` (or PyTorch's ``dim``; default the last):
-    each slice along it sums to 1."""
+    each slice along it sums to 1.  Backward: dL/dx = y (dL/dy - sum(dL/dy y)), the sum
+    along the same axis."""
     x = float_tensor(x, "x", "softmax")
     axis = resolve_axis("softmax", axis, dim, default=-1)
     return Softmax(check_axis(axis, x.ndim, "softmax"))(x)

@@ -1,4 +1,4 @@
-"""2-D convolution, forward and backward side by side.
+"""2-D convolution, forward and backward side by side (read it as DeZero's functions_conv.py).
 
 Notation (NCHW, as in DeZero):
 
@@ -22,47 +22,64 @@ Every input pixel reaches y through the windows that cover it, so backward is
     dL/dw = correlation of x with dL/dy                        (kernels.conv2d_backward_weight)
     dL/db[o] = sum_{n, i, j} dL/dy[n, o, i, j]
 
-The loops themselves live in ``tinynet.kernels`` (reference loops, im2col + GEMM, Numba,
-CuPy); this op only checks arguments and calls the kernels through their dispatch.
+The same maths as plain loops, one output pixel at a time, is ``tinynet/kernels/reference.py``
+(conv2d_forward, conv2d_backward_input, conv2d_backward_weight); run every op through those
+loops with ``with tn.kernels.use("reference"): ...``.  By default on the CPU the Numba kernels
+of ``tinynet/kernels/cpu_numba.py`` run (im2col + one matrix product); ``tinynet.kernels``
+picks one per call.  Argument checks are in ``_checks.py``.
 """
-import numpy as np
-
 from .. import kernels
-from ..autograd import Function, Tensor
-from ..kernels import conv_output_size
-from ._checks import float_tensor, same_device
+from ..autograd import Function
+from ..geometry import conv_output_size  # noqa: F401  (F.conv.conv_output_size, as before)
+from ._checks import check_conv2d, check_conv_transpose2d
 from .shape import pad as _pad
 
 
 class Conv2d(Function):
     def __init__(self, stride, padding, dilation, groups):
-        self.stride, self.padding = stride, padding
-        self.dilation, self.groups = dilation, groups
+        self.geometry = (stride, padding, dilation, groups)
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        y = kernels.conv2d_forward(x, weight, self.stride, self.padding, self.dilation,
-                                   self.groups)
+        # ``saved``: what the forward pass built that dL/dW can use again (the Numba
+        # kernel's im2col matrix), kept only when the weight needs a gradient, as max
+        # pooling keeps its argmax.  It lives here, on the Function, until backward.
+        y, self.saved = kernels.conv2d_forward(x, weight, *self.geometry,
+                                               save=self.needs_input_grad[1])
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)     # y is a fresh array from the kernel
         return y
 
     def backward(self, grad):
-        geometry = (self.stride, self.padding, self.dilation, self.groups)
-        x_input, w_input = self.inputs[:2]
+        need_x, need_w = self.needs_input_grad[:2]
         # the input image of a first layer needs no gradient: skip the larger GEMM then
-        grad_x = (kernels.conv2d_backward_input(grad, self.weight, self.x.shape, *geometry)
-                  if x_input.requires_grad else None)
-        grad_w = (kernels.conv2d_backward_weight(grad, self.x, self.weight.shape, *geometry)
-                  if w_input.requires_grad else None)
-        if len(self.inputs) == 3:
+        grad_x = (kernels.conv2d_backward_input(grad, self.weight, self.x.shape, *self.geometry)
+                  if need_x else None)
+        grad_w = (kernels.conv2d_backward_weight(grad, self.x, self.weight.shape,
+                                                 *self.geometry, self.saved)
+                  if need_w else None)
+        if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w
+
+    def release(self):
+        saved = getattr(self, "saved", None)
+        super().release()
+        if saved is not None:       # its memory goes to the next forward (no page faults)
+            kernels.recycle(saved)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) of ``x`` (N, C, H, W) with ``weight``
-    (O, C/groups, KH, KW), plus ``bias`` (O,) if given; returns (N, O, OH, OW).
+    (O, C/groups, KH, KW), plus ``bias`` (O,) if given; returns (N, O, OH, OW):
+
+        y[n, o, i, j] = sum_{c, u, v} x[n, c, i SH + u DH - PH, j SW + v DW - PW] w[o, c, u, v]
+                        + b[o]
+        OH = floor((H + 2 PH - DH (KH - 1) - 1) / SH) + 1                   (likewise OW)
+
+    with x = 0 outside the image and c over the C/groups inputs of o's group.  Backward:
+    dL/dx is the "full" correlation of dL/dy with the kernel, dL/dw the correlation of x
+    with dL/dy, dL/db[o] = sum_{n,i,j} dL/dy[n, o, i, j].
 
     stride, dilation   int or (h, w) pair, >= 1
     padding            int or (h, w) pair of zeros on each side, or 'valid' (0) or 'same'
@@ -70,99 +87,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups             C and O are split into ``groups`` independent blocks; groups = C = O
                        is a depthwise convolution
     """
-    op = "conv2d"
-    x, weight, bias = _float_inputs(op, x, weight, bias)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got {x.ndim}-D "
-                         f"with shape {tuple(x.shape)}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D (C_out, C_in/groups, KH, KW), got "
-                         f"{weight.ndim}-D with shape {tuple(weight.shape)}")
-    if weight.dtype != x.dtype:
-        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype "
-                        f"{x.dtype}; cast one of them (e.g. weight.astype(x.dtype))")
-    stride = _positive_pair(stride, "stride", op)
-    dilation = _positive_pair(dilation, "dilation", op)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
-
-    n, c, h, w = x.shape
-    o, c_per_group, kh, kw = weight.shape
-    if c % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the input channels C_in={c}")
-    if o % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the output channels "
-                         f"C_out={o} (weight shape {tuple(weight.shape)})")
-    if c_per_group * groups != c:
-        raise ValueError(
-            f"{op}: input has C_in={c} channels, but weight {tuple(weight.shape)} with "
-            f"groups={groups} expects C_in = weight.shape[1] * groups = {c_per_group * groups}")
-    if bias is not None:
-        if tuple(bias.shape) != (o,):
-            raise ValueError(f"{op}: bias must have shape ({o},) (one per output channel), "
-                             f"got {tuple(bias.shape)}")
-        if bias.dtype != x.dtype:
-            raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {x.dtype}")
-
-    if isinstance(padding, str):
-        x, padding = _string_padding(x, padding, (kh, kw), stride, dilation, op)
-        h, w = x.shape[2:]
-    else:
-        padding = _pair(padding, "padding", op)
-        if min(padding) < 0:
-            raise ValueError(f"{op}: padding must be >= 0, got {padding}")
-    for axis, size, k, p, d in (("height", h, kh, padding[0], dilation[0]),
-                                ("width", w, kw, padding[1], dilation[1])):
-        if d * (k - 1) + 1 > size + 2 * p:
-            raise ValueError(
-                f"{op}: kernel {axis} {k} (dilated span {d * (k - 1) + 1}) is larger than "
-                f"the padded input {axis} {size} + 2*{p} = {size + 2 * p}")
-
+    x, weight, bias, stride, padding, dilation, groups, extra = check_conv2d(
+        x, weight, bias, stride, padding, dilation, groups)
+    if any(extra):       # padding='same' with an odd total: the extra zero at bottom/right
+        x = _pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, padding, dilation, groups)(*inputs)
-
-
-def _float_inputs(op, x, weight, bias):
-    """input, weight and bias (or None) as floating Tensors on one device."""
-    x = float_tensor(x, "input", op)
-    weight = float_tensor(weight, "weight", op)
-    if bias is not None:
-        bias = float_tensor(bias, "bias", op)
-    same_device(op, input=x, weight=weight, bias=bias)
-    return x, weight, bias
-
-
-def _pair(value, name, op):
-    try:
-        return kernels.pair(value, name)
-    except TypeError as exc:
-        raise TypeError(f"{op}: {exc}") from None
-
-
-def _positive_pair(value, name, op):
-    value = _pair(value, name, op)
-    if min(value) < 1:
-        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
-    return value
-
-
-def _string_padding(x, padding, kernel, stride, dilation, op):
-    """'valid' is no padding.  'same' pads D (K - 1) in total per axis, the odd one at the
-    bottom/right as PyTorch does; an uneven split is padded explicitly beforehand."""
-    if padding == "valid":
-        return x, (0, 0)
-    if padding != "same":
-        raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', "
-                         f"got {padding!r}")
-    if stride != (1, 1):
-        raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
-    total = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    before = tuple(t // 2 for t in total)
-    extra = [t - 2 * b for t, b in zip(total, before)]       # 0 or 1 per axis
-    if any(extra):
-        x = _pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-    return x, before
 
 
 # ---- transposed convolution ------------------------------------------------------------------
@@ -192,12 +122,12 @@ class ConvTranspose2d(Function):
         return y
 
     def backward(self, grad):
-        x_input, w_input = self.inputs[:2]
-        grad_x = (kernels.conv2d_forward(grad, self.weight, *self.geometry)
-                  if x_input.requires_grad else None)
+        need_x, need_w = self.needs_input_grad[:2]
+        grad_x = (kernels.conv2d_forward(grad, self.weight, *self.geometry)[0]
+                  if need_x else None)
         grad_w = (kernels.conv2d_backward_weight(self.x, grad, self.weight.shape, *self.geometry)
-                  if w_input.requires_grad else None)
-        if len(self.inputs) == 3:
+                  if need_w else None)
+        if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w
 
@@ -216,45 +146,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     ``output_padding`` (< stride) picks among the OH that conv2d maps to the same H.
     Differences from PyTorch: PyTorch also accepts output_padding < dilation when it is not
     < stride; string padding is not accepted (neither does PyTorch)."""
-    op = "conv_transpose2d"
-    x, weight, bias = _float_inputs(op, x, weight, bias)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: input must be 4-D (N, C_in, H, W), got shape {tuple(x.shape)}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D (C_in, C_out/groups, KH, KW), got shape "
-                         f"{tuple(weight.shape)}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{op}: {name} dtype {t.dtype} differs from input dtype {x.dtype}")
-    stride = _positive_pair(stride, "stride", op)
-    dilation = _positive_pair(dilation, "dilation", op)
-    padding = _pair(padding, "padding", op)
-    output_padding = _pair(output_padding, "output_padding", op)
-    if min(padding) < 0:
-        raise ValueError(f"{op}: padding must be >= 0, got {padding}")
-    if not all(0 <= op_ < s for op_, s in zip(output_padding, stride)):
-        raise ValueError(f"{op}: output_padding must be >= 0 and smaller than stride {stride}, "
-                         f"got {output_padding}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
-    n, c_in, h, w = x.shape
-    if weight.shape[0] != c_in:
-        raise ValueError(f"{op}: input has C_in={c_in} channels, weight "
-                         f"{tuple(weight.shape)} expects weight.shape[0] = {weight.shape[0]}")
-    if c_in % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the input channels C_in={c_in}")
-    c_out = weight.shape[1] * groups
-    kh, kw = weight.shape[2:]
-    out_hw = tuple((size - 1) * s - 2 * p + d * (k - 1) + extra + 1 for size, s, p, d, k, extra
-                   in zip((h, w), stride, padding, dilation, (kh, kw), output_padding))
-    if min(out_hw) < 1:
-        raise ValueError(f"{op}: the output would be {out_hw} for input {tuple(x.shape)}; "
-                         f"padding {padding} is too large")
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ValueError(f"{op}: bias must have shape ({c_out},) (C_out = weight.shape[1] * "
-                         f"groups), got {tuple(bias.shape)}")
-    fn = ConvTranspose2d((n, c_out) + out_hw, stride, padding, dilation, groups)
+    x, weight, bias, stride, padding, dilation, groups, out_shape = check_conv_transpose2d(
+        x, weight, bias, stride, padding, output_padding, groups, dilation)
+    fn = ConvTranspose2d(out_shape, stride, padding, dilation, groups)
     return fn(x, weight) if bias is None else fn(x, weight, bias)
 
 

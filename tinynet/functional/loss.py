@@ -335,6 +335,9 @@ def cross_entropy(logits, labels, reduction="mean", *, weight=None, ignore_index
     probabilities t:  loss_n = -sum_c w[c] ((1 - eps) t[n, c] + eps/C) l[n, c];
                       'mean' divides by N; ignore_index does not apply
 
+    The gradient, for class indices without weight or smoothing and reduction 'sum':
+    dL/dlogits[n, c] = softmax(logits)[n, c] - [c == y_n] (divided by N for 'mean').
+
     weight is a constant (no gradient); probability targets that are Tensors get one.
     Only (N, C) inputs: PyTorch's extra spatial axes (N, C, d1, ...) are not supported."""
     op = "cross_entropy"

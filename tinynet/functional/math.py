@@ -11,6 +11,9 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, Tensor, _as_array
 from ._checks import resolve_axis, resolve_keepdims
+# Shape ops live in shape.py; re-exported so that F.math and Tensor's methods find them here.
+from .shape import (concat, flatten, getitem, pad, reshape, setitem, squeeze,  # noqa: F401
+                    stack, transpose, unsqueeze)
 
 # ---- helpers ----------------------------------------------------------------------------
 
@@ -308,11 +311,11 @@ class Linear(Function):
     def backward(self, grad):
         x2 = self.x.reshape(-1, self.x.shape[-1])            # batch axes flattened
         g2 = grad.reshape(-1, grad.shape[-1])
-        x_input, w_input = self.inputs[:2]
+        need_x, need_w = self.needs_input_grad[:2]
         # skip the products nobody needs (e.g. dL/dx of the input batch)
-        grads = (grad @ self.weight if x_input.requires_grad else None,
-                 g2.T @ x2 if w_input.requires_grad else None)
-        if len(self.inputs) == 3:
+        grads = (grad @ self.weight if need_x else None,
+                 g2.T @ x2 if need_w else None)
+        if len(self.needs_input_grad) == 3:
             grads += (g2.sum(axis=0),)
         return grads
 
@@ -405,7 +408,10 @@ def log(x): return Log()(x)
 def sqrt(x): return Sqrt()(x)
 def abs(x): return Abs()(x)
 def maximum(a, b): return Maximum()(a, b)
-def matmul(a, b): return MatMul()(a, b)
+def matmul(a, b):
+    """C = A @ B (NumPy's matmul broadcasting).  For 2-D operands: dL/dA = dL/dC B^T,
+    dL/dB = A^T dL/dC."""
+    return MatMul()(a, b)
 
 
 def linear(x, weight, bias=None):
@@ -558,8 +564,3 @@ def _extreme_along(x, dim, keepdim, arg):
         values = reshape(values, x.shape[:dim] + x.shape[dim + 1:])
         indices = indices.squeeze(dim)
     return _ValuesIndices((values, Tensor(indices)))
-
-
-# Shape ops live in shape.py; re-exported so that Tensor methods find every op here.
-from .shape import (concat, flatten, getitem, pad, reshape, setitem, squeeze,  # noqa: E402,F401
-                    stack, transpose, unsqueeze)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import backend, kernels
 from ..autograd import Function, Tensor
-from ..kernels import conv_output_size
+from ..geometry import conv_output_hw, pair
 from ._checks import float_tensor
 from .math import mean as _mean
 from .math import mul as _mul
@@ -120,7 +120,13 @@ def _bin_bounds(size, out):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+    """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel:
+
+        y[n, c, i, j] = max_{u, v} x[n, c, i SH + u - PH, j SW + v - PW]   (padding: -inf)
+        OH = floor((H + 2 PH - KH) / SH) + 1                                (likewise OW)
+
+    Backward: dL/dx[n, c, h, w] = sum of dL/dy[n, c, i, j] over the windows (i, j) whose
+    maximum is at (h, w) (the first in row-major order on a tie); 0 elsewhere.
 
     ceil_mode       round the output size up (windows may hang over the bottom/right edge)
     return_indices  also return each maximum's flat index h*W + w in its (n, c) plane, as
@@ -145,7 +151,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    """Mean over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel.
+    """Mean over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel:
+
+        y[n, c, i, j] = 1/(KH KW) sum_{u, v} x[n, c, i SH + u - PH, j SW + v - PW]  (padding: 0)
+        OH = floor((H + 2 PH - KH) / SH) + 1                                (likewise OW)
+
+    Backward: each input of window (i, j) gets dL/dy[n, c, i, j] / (KH KW) (summed over the
+    windows that overlap it).
 
     count_include_pad  True (PyTorch's default): zero padding counts in the divisor;
                        False: only the real inputs of each window count
@@ -254,19 +266,12 @@ def _input_4d(x, op):
     return x
 
 
-def _pair(value, name, op):
-    try:
-        return kernels.pair(value, name)
-    except TypeError as exc:
-        raise TypeError(f"{op}: {exc}") from None
-
-
 def check_output_size(output_size, op):
     """(OH, OW) from an int or a pair, each >= 1 (None keeps an input axis: (OH, None))."""
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         if any(size is None for size in output_size):     # checked once the input is known
             output_size = tuple(1 if size is None else size for size in output_size)
-    oh, ow = _pair(output_size, "output_size", op)
+    oh, ow = pair(output_size, "output_size", op)
     if oh < 1 or ow < 1:
         raise ValueError(f"{op}: output_size must be >= 1, got {(oh, ow)}")
     return oh, ow
@@ -275,9 +280,9 @@ def check_output_size(output_size, op):
 def check_window(op, kernel_size, stride, padding):
     """(kernel, stride, padding) pairs, checked: kernel and stride >= 1, padding between 0
     and half the kernel (as PyTorch).  Layers call this in their constructor."""
-    kernel = _pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _pair(stride, "stride", op)
-    padding = _pair(padding, "padding", op)
+    kernel = pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else pair(stride, "stride", op)
+    padding = pair(padding, "padding", op)
     if min(kernel) < 1:
         raise ValueError(f"{op}: kernel_size must be >= 1, got {kernel}")
     if min(stride) < 1:
@@ -292,8 +297,7 @@ def _pool_args(op, x, kernel_size, stride, padding):
     x = _input_4d(x, op)
     kernel, stride, padding = check_window(op, kernel_size, stride, padding)
     h, w = x.shape[2:]
-    out = (conv_output_size(h, kernel[0], stride[0], padding[0]),
-           conv_output_size(w, kernel[1], stride[1], padding[1]))
+    out = conv_output_hw(x.shape, kernel, stride, padding)
     if min(out) < 1:
         raise ValueError(f"{op}: kernel {kernel} is larger than the padded input "
                          f"{(h + 2 * padding[0], w + 2 * padding[1])} (input {(h, w)}, "

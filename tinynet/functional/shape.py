@@ -7,7 +7,7 @@ permutation, scatter into zeros for indexing, slice off the padding, split a con
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, bump_version
+from ..autograd import Function, Tensor, bump_version, is_grad_enabled
 from ._checks import resolve_axis
 
 class Reshape(Function):
@@ -173,7 +173,6 @@ def setitem(x, index, value):
     """``x[index] = value`` in place, for a tensor outside any graph (PyTorch's placement
     rule, as ``getitem``).  Bumps ``x``'s version, so a graph that read ``x`` before refuses
     to run backward with the new values."""
-    from ..autograd import is_grad_enabled
     if x.requires_grad and is_grad_enabled():
         kind = "a leaf tensor that requires grad" if x.is_leaf else "a tensor in a graph"
         raise RuntimeError(

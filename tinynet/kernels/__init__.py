@@ -3,14 +3,18 @@
 Every implementation module provides the same seven functions (all NCHW; ``stride``,
 ``padding``, ``dilation`` and ``kernel`` are (h, w) pairs of ints, padding is symmetric)::
 
-    conv2d_forward(x, weight, stride, padding, dilation, groups) -> y          # no bias
+    conv2d_forward(x, weight, stride, padding, dilation, groups, save) -> (y, saved)  # no bias
     conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups) -> grad_x
-    conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups) -> grad_w
+    conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved) -> grad_w
     max_pool2d_forward(x, kernel, stride, padding) -> (y, argmax)
     max_pool2d_backward(grad_y, argmax, x_shape) -> grad_x
     avg_pool2d_forward(x, kernel, stride, padding) -> y        # count_include_pad=True
     avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding) -> grad_x
 
+``saved`` is what the forward pass computed that dL/dW can use again (cpu_numba.py: the
+im2col matrix when ``save`` is true; None elsewhere), kept by the caller, the Conv2d Function,
+exactly as max pooling's ``argmax``: no kernel keeps state between calls.
 ``argmax`` is int64 of shape (N, C, OH, OW): the flat index h*W + w of the maximum in the
 unpadded input plane (the first one in row-major window order when several are equal).
 
@@ -46,31 +50,8 @@ import numpy as np
 
 from .. import backend
 
-# ---- argument helpers shared by the kernels and the ops ---------------------------------
-
-
-def pair(value, name="value"):
-    """``3`` -> (3, 3); ``(3, 5)`` -> (3, 5).  Rejects anything that is not one or two ints."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in value):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
-def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
-    """Output length along one axis of a convolution or pooling window (as in PyTorch):
-
-        OH = floor((H + 2 PH - DH (KH - 1) - 1) / SH) + 1
-
-    DH (KH - 1) + 1 is the span of the dilated kernel.  May be <= 0 when the kernel does
-    not fit; callers check that."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
+from ..geometry import conv_output_size, pair  # noqa: F401  (tinynet.kernels.pair, as before)
+from .scratch import recycle  # noqa: F401  (Conv2d.release gives its saved col back)
 
 # ---- choosing an implementation ------------------------------------------------------------
 
@@ -224,9 +205,9 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
     return choose(function_name, array)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     return choose_conv("conv2d_forward", x, x.shape, weight.shape, stride, padding, dilation,
-                       groups)(x, weight, stride, padding, dilation, groups)
+                       groups)(x, weight, stride, padding, dilation, groups, save)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
@@ -235,10 +216,11 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
         grad_y, weight, x_shape, stride, padding, dilation, groups)
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
     return choose_conv("conv2d_backward_weight", grad_y, x.shape, weight_shape, stride, padding,
                        dilation, groups)(
-        grad_y, x, weight_shape, stride, padding, dilation, groups)
+        grad_y, x, weight_shape, stride, padding, dilation, groups, saved)
 
 
 def max_pool2d_forward(x, kernel, stride, padding):

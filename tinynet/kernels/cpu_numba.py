@@ -20,7 +20,12 @@ memory-bound swap makes it (N, O, OH OW).
 Depthwise convolution (groups == C, one input channel per group) has almost no arithmetic
 per byte, so it gets direct loops instead of a GEMM.
 
-The loops run on one or more threads through numba_threads.py.
+The loops run on one or more threads through numba_threads.py; the arrays that live only
+inside one call come from scratch.py (reused memory, no page faults).
+
+Saved state: ``conv2d_forward(..., save=True)`` returns ``(y, col)``, and the caller (the
+Conv2d Function) keeps col and hands it back to ``conv2d_backward_weight(..., saved=col)``,
+which then needs no second im2col.  Nothing is kept here between calls.
 
 Each kernel is compiled on its first call for each dtype (float32, float64), and cached on
 disk (``cache=True``), so only the first run on a machine pays the compile time.  Importing
@@ -29,19 +34,14 @@ this module compiles nothing; ``tinynet.kernels`` imports it on the first conv/p
 Notation as in reference.py: N, C, H, W input; O output channels; G groups; KH, KW kernel;
 SH, SW stride; PH, PW padding; DH, DW dilation; OH, OW output size; P = OH OW.
 """
-import threading
-import weakref
-
 import numpy as np
 from numba import njit
 
-from . import conv_output_size
+from ..geometry import batch_step, conv_output_hw, is_depthwise
 from .numba_pool import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401 (interface)
                          max_pool2d_backward, max_pool2d_forward)
-from .numba_threads import fast as _fast, run as _run
-
-# Convolutions whose col would exceed this run in slices of the batch (peak memory).
-MAX_COL_BYTES = 256 * 2**20
+from .numba_threads import run as _run
+from .scratch import new_buffer, scratch
 
 
 # ---- index helpers (compiled inline) --------------------------------------------------------
@@ -57,7 +57,7 @@ def _valid_range(offset, stride, size, count):
 
 # ---- im2col / col2im ---------------------------------------------------------------------
 
-@_fast
+@njit(cache=True, nogil=True)
 def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col, t0, t1):
     """col[(c, u, v), n, i*OW + j] = x[n, c, i SH + u DH - PH, j SW + v DW - PW] (0 outside)."""
     n_, c_, h_, w_ = x.shape
@@ -84,7 +84,7 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col, t0, t1):
                 col[r, n, base + j] = 0
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx, t0, t1):
     """The adjoint of _im2col: every column entry is added back to the input pixel it came
     from.  One (n, c) plane per task, so no two threads write the same pixel."""
@@ -110,7 +110,7 @@ def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx, t0, t1):
                         plane[h, j * sw + off] += col[r, n, base + j]
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _swap01(src, dst, t0, t1):
     """dst[b, a, :] = src[a, b, :]: (N, O, P) <-> (O, N, P), whole rows at a time."""
     a_, b_, _ = src.shape
@@ -123,115 +123,28 @@ def _swap01(src, dst, t0, t1):
 
 def _geometry(x_shape, w_shape, stride, padding, dilation):
     kh, kw = w_shape[2:]
-    oh = conv_output_size(x_shape[2], kh, stride[0], padding[0], dilation[0])
-    ow = conv_output_size(x_shape[3], kw, stride[1], padding[1], dilation[1])
-    return kh, kw, oh, ow
+    return (kh, kw) + conv_output_hw(x_shape, (kh, kw), stride, padding, dilation)
 
 
 def _flat(stride, padding, dilation):
     return stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]
 
 
-# ---- scratch buffers ---------------------------------------------------------------------------
-# col, the GEMM results before their layout swap and the swapped dL/dy live only inside one
-# kernel call.  Allocating them afresh costs a page fault per 4 KiB (about a fifth of a
-# conv's time at these sizes), so each thread keeps one growing buffer per role and reuses it.
-# At most one set is alive per thread: the peak memory is the same as with fresh arrays.
-
-_scratch_buffers = threading.local()
-
-
-def _scratch(role, shape, dtype):
-    """An uninitialized array of ``shape`` in this thread's reusable buffer for ``role``."""
-    buffers = _scratch_buffers.__dict__
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = buffers.get(role)
-    if buffer is None or buffer.size < size:
-        buffer = buffers[role] = np.empty(size, dtype=np.uint8)
-    return buffer[:size].view(dtype).reshape(shape)
-
-
-def _scratch_of(role):
-    return lambda shape, dtype: _scratch(role, shape, dtype)
-
-
-# ---- col kept from forward for backward ----------------------------------------------------------
-# dL/dW needs the same col as the forward pass.  Rebuilding it costs as much as building it,
-# so the forward keeps col, keyed by the input array (the very object, checked through a weak
-# reference) and the geometry, until conv2d_backward_weight takes it or the input array is
-# freed (the weak reference's callback drops it).  Only whole-batch cols are kept, and at
-# most MAX_KEPT_BYTES of them (oldest dropped first): inference on many arrays that stay
-# alive, which never runs backward, must not pile up cols.
-
-_kept = {}      # id(x) -> (weak reference to x, geometry key, col), oldest first
-MAX_KEPT_BYTES = 512 * 2**20
-# Cols that backward is done with, by size, reused by the next forward (no page faults).
-_spare_cols = {}
-MAX_SPARE_BYTES = 256 * 2**20
-
-
-def _new_col(shape, dtype):
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    spares = _spare_cols.get(nbytes)
-    buffer = spares.pop() if spares else np.empty(nbytes, dtype=np.uint8)
-    return buffer.view(dtype).reshape(shape)
-
-
-def _recycle(col):
-    buffer = col.base
-    if buffer is None or buffer.dtype != np.uint8:
-        return
-    spare_bytes = sum(b.nbytes for bs in list(_spare_cols.values()) for b in bs)
-    if spare_bytes + buffer.nbytes <= MAX_SPARE_BYTES:
-        _spare_cols.setdefault(buffer.nbytes, []).append(buffer)
-
-
-def _key(x, kh, kw, stride, padding, dilation):
-    return x.shape, x.dtype, kh, kw, tuple(stride), tuple(padding), tuple(dilation)
-
-
-def _keep_columns(x, key, col):
-    ident = id(x)
-    try:
-        ref = weakref.ref(x, lambda _, ident=ident: _kept.pop(ident, None))
-    except TypeError:                     # not weak-referenceable: nothing kept
-        return
-    _kept.pop(ident, None)
-    _kept[ident] = (ref, key, col)
-    total = sum(entry[2].nbytes for entry in list(_kept.values()))
-    while total > MAX_KEPT_BYTES and _kept:
-        total -= _kept.pop(next(iter(_kept)))[2].nbytes
-
-
-def _take_columns(x, key):
-    entry = _kept.get(id(x))
-    if entry is None or entry[0]() is not x or entry[1] != key:
-        return None
-    del _kept[id(x)]
-    return entry[2]
-
-
-def release_scratch():
-    """Free this thread's scratch buffers and the cols kept for backward."""
-    _scratch_buffers.__dict__.clear()
-    _kept.clear()
-    _spare_cols.clear()
-
-
 def _swap(a, out=None):
     """(A, B, P) -> (B, A, P), contiguous (into ``out``, or a scratch buffer)."""
     if out is None:
-        out = _scratch("swap", (a.shape[1], a.shape[0], a.shape[2]), a.dtype)
+        out = scratch("swap", (a.shape[1], a.shape[0], a.shape[2]), a.dtype)
     _run(_swap01, a.shape[0] * a.shape[1], a.size, a, out)
     return out
 
 
 def _columns(x, kh, kw, stride, padding, dilation, oh, ow, keep=False):
-    """col (C KH KW, N, OH OW), in the scratch buffer or, with ``keep``, a new array.  A 1x1
-    kernel with stride 1 and no padding needs no im2col: col is x with axes 0, 1 swapped."""
+    """col (C KH KW, N, OH OW), in the scratch buffer or, with ``keep``, an array of its own
+    (to be saved for backward).  A 1x1 kernel with stride 1 and no padding needs no im2col:
+    col is x with axes 0, 1 swapped."""
     n, c = x.shape[:2]
-    rows = c * kh * kw
-    col = (_new_col if keep else _scratch_of("col"))((rows, n, oh * ow), x.dtype)
+    shape = (c * kh * kw, n, oh * ow)
+    col = new_buffer(shape, x.dtype) if keep else scratch("col", shape, x.dtype)
     if (kh, kw, tuple(stride), tuple(padding)) == (1, 1, (1, 1), (0, 0)):
         return _swap(x.reshape(n, c, oh * ow), col)
     _run(_im2col, c * kh * kw * n, col.size, x, kh, kw, *_flat(stride, padding, dilation),
@@ -242,20 +155,10 @@ def _columns(x, kh, kw, stride, padding, dilation, oh, ow, keep=False):
 def _per_group(a, b):
     """a[g] @ b[g] for every group g, as plain 2-D products (NumPy hands those straight to
     BLAS, transposed operands included)."""
-    out = _scratch("product", (a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+    out = scratch("product", (a.shape[0], a.shape[1], b.shape[2]), a.dtype)
     for g in range(a.shape[0]):
         np.matmul(a[g], b[g], out=out[g])
     return out
-
-
-def _is_depthwise(c, weight_shape, groups):
-    return groups == c and groups > 1 and weight_shape[1] == 1
-
-
-def _batch_step(x_shape, w_shape, out_pixels, itemsize):
-    """Examples per slice so that col stays under MAX_COL_BYTES."""
-    per_example = x_shape[1] * w_shape[2] * w_shape[3] * out_pixels * itemsize
-    return max(1, MAX_COL_BYTES // max(per_example, 1))
 
 
 # ---- convolution ---------------------------------------------------------------------------
@@ -263,29 +166,29 @@ def _batch_step(x_shape, w_shape, out_pixels, itemsize):
 # each multi-threaded BLAS call is a barrier, and N small per-example products were up to
 # 10x slower than one large product plus a memory-bound layout swap.
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
-    x_given, x = x, np.ascontiguousarray(x)
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
+    """y, and col when ``save`` (dL/dW will be wanted) and the batch ran as one slice."""
+    x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
     n, c = x.shape[:2]
     o = weight.shape[0]
     kh, kw, oh, ow = _geometry(x.shape, weight.shape, stride, padding, dilation)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
-    if _is_depthwise(c, weight.shape, groups):
+    if is_depthwise(weight.shape, groups):
         _run(_depthwise_forward, n * o, y.size, x, weight,
              *_flat(stride, padding, dilation), y)
-        return y
+        return y, None
     p, k = oh * ow, weight.shape[1] * kh * kw
     w_matrix = weight.reshape(groups, o // groups, k)
-    step = _batch_step(x.shape, weight.shape, p, x.itemsize)
-    keep = step >= n                      # one slice: keep col for dL/dW
+    step = batch_step(x.shape, weight.shape, p, x.itemsize)
+    keep = save and step >= n             # one slice: col is dL/dW's too, keep it
+    col = None
     for b in range(0, n, step):
         m = min(step, n - b)
         col = _columns(x[b:b + m], kh, kw, stride, padding, dilation, oh, ow, keep)
-        if keep:
-            _keep_columns(x_given, _key(x, kh, kw, stride, padding, dilation), col)
         y_t = _per_group(w_matrix, col.reshape(groups, k, m * p))      # (G, O/G, m P)
         _swap(y_t.reshape(o, m, p), out=y[b:b + m].reshape(m, o, p))
-    return y
+    return y, (col if keep else None)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
@@ -295,13 +198,13 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     o = weight.shape[0]
     kh, kw, oh, ow = _geometry(x_shape, weight.shape, stride, padding, dilation)
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
-    if _is_depthwise(c, weight.shape, groups):
+    if is_depthwise(weight.shape, groups):
         _run(_depthwise_backward_input, n * c, grad_x.size, grad_y, weight,
              *_flat(stride, padding, dilation), grad_x)
         return grad_x
     p, k = oh * ow, weight.shape[1] * kh * kw
     w_t = weight.reshape(groups, o // groups, k).transpose(0, 2, 1)     # (G, K, O/G)
-    step = _batch_step(x_shape, weight.shape, p, grad_y.itemsize)
+    step = batch_step(x_shape, weight.shape, p, grad_y.itemsize)
     for b in range(0, n, step):
         m = min(step, n - b)
         gy_t = _swap(grad_y[b:b + m].reshape(m, o, p))                  # (O, m, P)
@@ -311,13 +214,15 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     return grad_x
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
+    """dL/dW; ``saved`` is the col conv2d_forward returned for this x (None: rebuilt)."""
     grad_y = np.ascontiguousarray(grad_y)
-    x_given, x = x, np.ascontiguousarray(x, dtype=grad_y.dtype)
+    x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n, c = x.shape[:2]
     o = weight_shape[0]
     kh, kw, oh, ow = _geometry(x.shape, weight_shape, stride, padding, dilation)
-    if _is_depthwise(c, weight_shape, groups):
+    if is_depthwise(weight_shape, groups):
         grad_w = np.empty(weight_shape, dtype=grad_y.dtype)
         _run(_depthwise_backward_weight, grad_w.size, grad_y.size * kh * kw, grad_y, x,
              *_flat(stride, padding, dilation), grad_w)
@@ -327,24 +232,21 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     # product, but OpenBLAS splits it into far fewer synchronized blocks than
     # dL/dy col^T, which stalled for seconds (20x) when another process held a core.
     grad_w_t = np.zeros((groups, k, o // groups), dtype=grad_y.dtype)
-    step = _batch_step(x.shape, weight_shape, p, grad_y.itemsize)
+    step = n if saved is not None else batch_step(x.shape, weight_shape, p, grad_y.itemsize)
     for b in range(0, n, step):
         m = min(step, n - b)
-        kept = _take_columns(x_given, _key(x, kh, kw, stride, padding, dilation))
-        col = kept if kept is not None and m == n else _columns(
+        col = saved if saved is not None else _columns(
             x[b:b + m], kh, kw, stride, padding, dilation, oh, ow)
         col = col.reshape(groups, k, m * p)
         gy_t = _swap(grad_y[b:b + m].reshape(m, o, p)).reshape(groups, o // groups, m * p)
         for g in range(groups):
             grad_w_t[g] += col[g] @ gy_t[g].T
-        if kept is not None:
-            _recycle(kept)
     return np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(weight_shape)
 
 
 # ---- depthwise convolution: direct loops -------------------------------------------------------
 
-@_fast
+@njit(cache=True, nogil=True)
 def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y, t0, t1):
     """y[n, o, i, j] = sum_{u,v} x_pad[n, o // M, i SH + u DH, j SW + v DW] w[o, 0, u, v],
     M = O / C outputs per input channel."""
@@ -373,7 +275,7 @@ def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y, t0, t1):
                         out[i, j] += wt * x[n, c, h, j * sw + off]
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx, t0, t1):
     n_, c_, h_, w_ = gx.shape
     o_, _, kh, kw = w.shape
@@ -400,7 +302,7 @@ def _depthwise_backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx, t0, t1):
                             plane[h, j * sw + off] += wt * gy[n, o, i, j]
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _depthwise_backward_weight(gy, x, sh, sw, ph, pw, dh, dw, gw, t0, t1):
     n_, c_, h_, w_ = x.shape
     o_, _, kh, kw = gw.shape

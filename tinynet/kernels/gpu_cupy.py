@@ -21,7 +21,7 @@ Importing this module does not import CuPy; ``max_pool2d_backward`` is written a
 import numpy as np
 
 from .. import backend
-from . import conv_output_size
+from ..geometry import conv_output_hw
 from . import im2col as _generic
 from .im2col import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401  (the interface)
                      conv2d_backward_input, conv2d_backward_weight, conv2d_forward)
@@ -71,8 +71,7 @@ def max_pool2d_forward(x, kernel, stride, padding):
         return _generic.max_pool2d_forward(x, kernel, stride, padding)
     cupy = backend.require_cupy()
     n, c, h, w = x.shape
-    oh = conv_output_size(h, kernel[0], stride[0], padding[0])
-    ow = conv_output_size(w, kernel[1], stride[1], padding[1])
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding)
     y = cupy.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = cupy.empty((n, c, oh, ow), dtype=np.int64)
     if y.size:

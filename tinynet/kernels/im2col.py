@@ -31,12 +31,7 @@ Pooling uses the same offset loops: max and mean over KH * KW shifted slices.
 import numpy as np
 
 from .. import backend
-from . import conv_output_size
-
-
-def _out_size(h, w, kernel, stride, padding, dilation=(1, 1)):
-    return (conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-            conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
+from ..geometry import batch_step, conv_output_hw, is_depthwise
 
 
 def _offset_slices(u, v, out_size, stride, dilation):
@@ -68,7 +63,7 @@ def im2col(x, kernel, stride, padding, dilation):
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     kh, kw = kernel
-    oh, ow = _out_size(h, w, kernel, stride, padding, dilation)
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding, dilation)
     x_pad = _padded(xp, x, padding, channels_first=True)          # (C, N, Hp, Wp)
     col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for u in range(kh):
@@ -99,22 +94,15 @@ def _col2im_cnhw(col, size, stride, padding, dilation):
     return grad_pad[:, :, ph:ph + h, pw:pw + w]
 
 
-def _is_depthwise(weight, groups):
-    # one input channel per group (depthwise, possibly with a channel multiplier O/C)
-    return groups > 1 and weight.shape[1] == 1
-
 
 # ---- convolution -----------------------------------------------------------------------------
 # ``col`` holds KH KW copies of the input; for a large batch that can be gigabytes.  The
 # batch is therefore processed in slices whose ``col`` stays under MAX_COL_BYTES (one slice,
 # the whole batch, for the usual sizes).
 
-MAX_COL_BYTES = 256 * 2**20
-
-
-def _batch_slices(n, c, kernel, out_size, itemsize):
-    per_example = c * kernel[0] * kernel[1] * out_size[0] * out_size[1] * itemsize
-    step = max(1, MAX_COL_BYTES // max(per_example, 1))
+def _batch_slices(x_shape, weight_shape, out_size, itemsize):
+    n = x_shape[0]
+    step = batch_step(x_shape, weight_shape, out_size[0] * out_size[1], itemsize)
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
@@ -124,26 +112,26 @@ def _grad_y_matrix(grad_y, groups):
     return grad_y.transpose(1, 0, 2, 3).reshape(groups, o // groups, n * oh * ow)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
-    if _is_depthwise(weight, groups):
-        return _depthwise_forward(x, weight, stride, padding, dilation)
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
+    if is_depthwise(weight.shape, groups):
+        return _depthwise_forward(x, weight, stride, padding, dilation), None
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
-    oh, ow = _out_size(h, w, (kh, kw), stride, padding, dilation)
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, padding, dilation)
     w_matrix = weight.reshape(groups, o // groups, cg * kh * kw)
     y = xp.empty((n, o, oh, ow), dtype=x.dtype)
-    for batch in _batch_slices(n, c, (kh, kw), (oh, ow), x.dtype.itemsize):
+    for batch in _batch_slices(x.shape, weight.shape, (oh, ow), x.dtype.itemsize):
         col = im2col(x[batch], (kh, kw), stride, padding, dilation)
         m = col.shape[3]
         col = col.reshape(groups, cg * kh * kw, m * oh * ow)
         y_t = xp.matmul(w_matrix, col)                          # (G, O/G, n OH OW)
         y[batch] = y_t.reshape(o, m, oh, ow).transpose(1, 0, 2, 3)
-    return y
+    return y, None   # nothing saved: dL/dW rebuilds what it needs
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
-    if _is_depthwise(weight, groups):
+    if is_depthwise(weight.shape, groups):
         return _depthwise_backward_input(grad_y, weight, x_shape, stride, padding, dilation)
     xp = backend.get_array_module(grad_y)
     n, c = x_shape[:2]
@@ -151,7 +139,7 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     o, cg, kh, kw = weight.shape
     w_t = weight.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
     grad_x = xp.empty(x_shape, dtype=grad_y.dtype)
-    for batch in _batch_slices(n, c, (kh, kw), (oh, ow), grad_y.dtype.itemsize):
+    for batch in _batch_slices(x_shape, weight.shape, (oh, ow), grad_y.dtype.itemsize):
         gy = grad_y[batch]
         grad_col = xp.matmul(w_t, _grad_y_matrix(gy, groups))   # (G, C/G KH KW, n OH OW)
         grad_col = grad_col.reshape(c, kh, kw, gy.shape[0], oh, ow)
@@ -160,15 +148,16 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     return grad_x
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
     o, cg, kh, kw = weight_shape
-    if groups > 1 and cg == 1:
+    if is_depthwise(weight_shape, groups):
         return _depthwise_backward_weight(grad_y, x, weight_shape, stride, padding, dilation)
     xp = backend.get_array_module(grad_y)
     n, c = x.shape[:2]
     oh, ow = grad_y.shape[2:]
     grad_w = xp.zeros((groups, o // groups, cg * kh * kw), dtype=grad_y.dtype)
-    for batch in _batch_slices(n, c, (kh, kw), (oh, ow), grad_y.dtype.itemsize):
+    for batch in _batch_slices(x.shape, weight_shape, (oh, ow), grad_y.dtype.itemsize):
         col = im2col(x[batch], (kh, kw), stride, padding, dilation)
         col = col.reshape(groups, cg * kh * kw, -1)
         # dL/dW^T = col @ dL/dy^T, then transposed: the same product as dL/dy @ col^T, but
@@ -188,7 +177,7 @@ def _depthwise_forward(x, weight, stride, padding, dilation):
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     m = o // c
-    oh, ow = _out_size(h, w, (kh, kw), stride, padding, dilation)
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, padding, dilation)
     x_pad = _padded(xp, x, padding)
     w4 = weight.reshape(c, m, kh, kw)
     y = xp.zeros((n, c, m, oh, ow), dtype=x.dtype)
@@ -281,7 +270,7 @@ def max_pool2d_forward(x, kernel, stride, padding):
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     (sh, sw), (ph, pw) = stride, padding
-    oh, ow = _out_size(h, w, kernel, stride, padding)
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding)
     blocks = list(_offsets(x.shape, (oh, ow), kernel, stride, padding))
     y = xp.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
     for _, _, out_block, in_block in blocks:
@@ -318,7 +307,7 @@ def avg_pool2d_forward(x, kernel, stride, padding):
     """Sum over the KH * KW offsets divided by KH KW (padding counts as zeros)."""
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
-    oh, ow = _out_size(h, w, kernel, stride, padding)
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding)
     y = xp.zeros((n, c, oh, ow), dtype=x.dtype)
     for _, _, out_block, in_block in _offsets(x.shape, (oh, ow), kernel, stride, padding):
         y[out_block] += x[in_block]

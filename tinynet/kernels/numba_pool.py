@@ -11,8 +11,8 @@ own windows.
 import numpy as np
 from numba import njit
 
-from . import conv_output_size
-from .numba_threads import fast as _fast, run as _run
+from ..geometry import conv_output_hw
+from .numba_threads import run as _run
 
 
 @njit(cache=True, inline="always")
@@ -22,7 +22,7 @@ def _takes_over(value, best):
     return value > best or value != value
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, t0, t1):
     """Window maximum and its flat index h*W + w; padding never wins; the first maximum (in
     row-major window order) wins a tie."""
@@ -49,7 +49,7 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, t0, t1):
                 argmax[n, c, i, j] = where
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _max_pool_2x2_forward(x, y, argmax, t0, t1):
     """The common case (2x2 window, stride 2, no padding) written out: a fixed window lets
     the compiler replace the branches by selects, about 10x faster than the loops above."""
@@ -73,7 +73,7 @@ def _max_pool_2x2_forward(x, y, argmax, t0, t1):
                 argmax[n, c, i, j] = where
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _max_pool_backward(gy, argmax, gx, t0, t1):
     """gx[n, c].flat[argmax[n, c, i, j]] += gy[n, c, i, j]; one plane per task."""
     n_, c_, _ = gx.shape
@@ -87,7 +87,7 @@ def _max_pool_backward(gy, argmax, gx, t0, t1):
             gx[n, c, argmax[n, c, q]] += gy[n, c, q]
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _avg_pool_forward(x, kh, kw, sh, sw, ph, pw, y, t0, t1):
     n_, c_, h_, w_ = x.shape
     oh, ow = y.shape[2], y.shape[3]
@@ -108,7 +108,7 @@ def _avg_pool_forward(x, kh, kw, sh, sw, ph, pw, y, t0, t1):
                 y[n, c, i, j] = s * scale
 
 
-@_fast
+@njit(cache=True, nogil=True)
 def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx, t0, t1):
     n_, c_, h_, w_ = gx.shape
     oh, ow = gy.shape[2], gy.shape[3]
@@ -132,15 +132,10 @@ def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx, t0, t1):
                         plane[h, w] += share
 
 
-def _pool_size(x_shape, kernel, stride, padding):
-    return (conv_output_size(x_shape[2], kernel[0], stride[0], padding[0]),
-            conv_output_size(x_shape[3], kernel[1], stride[1], padding[1]))
-
-
 def max_pool2d_forward(x, kernel, stride, padding):
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
-    y = np.empty((n, c) + _pool_size(x.shape, kernel, stride, padding), dtype=x.dtype)
+    y = np.empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), dtype=x.dtype)
     argmax = np.empty(y.shape, dtype=np.int64)
     if tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0):
         _run(_max_pool_2x2_forward, n * c, x.size, x, y, argmax)
@@ -163,7 +158,7 @@ def max_pool2d_backward(grad_y, argmax, x_shape):
 def avg_pool2d_forward(x, kernel, stride, padding):
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
-    y = np.empty((n, c) + _pool_size(x.shape, kernel, stride, padding), dtype=x.dtype)
+    y = np.empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), dtype=x.dtype)
     _run(_avg_pool_forward, n * c, x.size, x, kernel[0], kernel[1], stride[0], stride[1],
          padding[0], padding[1], y)
     return y

@@ -1,7 +1,8 @@
-"""Running the Numba kernels of cpu_numba.py and numba_pool.py, on one thread or several.
+"""Running the Numba kernels (cpu_numba.py, numba_pool.py, ...) on one thread or several.
 
 Parallelism.  Every kernel loops over a range [t0, t1) of independent tasks (an (n, c)
-plane, a row of col) and releases the GIL (``nogil=True``); ``run`` can split the tasks
+plane, a row of col) and releases the GIL (each is decorated ``@njit(cache=True, nogil=True)``
+where it is defined); ``run`` can split the tasks
 into THREADS chunks run on a small thread pool.  This is Numba's ``parallel=True``/``prange``
 done by hand, for measured reasons: a ``parallel=True`` kernel takes 3-5x longer to compile
 (the first conv call of a fresh process must stay under 3 s), and OpenMP's worker threads,
@@ -11,11 +12,6 @@ through BLAS; see THREADS below for the Numba loops.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
-
-from numba import njit
-
-# Every kernel: compiled on first use per dtype, cached on disk, the GIL released.
-fast = njit(cache=True, nogil=True)
 
 # Below this many array elements touched, one thread does the whole job (a hand-off to a
 # worker thread costs tens of microseconds).

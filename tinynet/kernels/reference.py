@@ -20,7 +20,7 @@ backward every window gives back: dL/dwindow += dL/dy[i, j] * w, dL/dw += dL/dy[
 import numpy as np
 
 from .. import backend
-from . import conv_output_size
+from ..geometry import conv_output_hw
 
 
 def _window(i, j, stride, dilation, kernel):
@@ -36,19 +36,14 @@ def _pad(xp, x, padding, value=0.0):
                   constant_values=value)
 
 
-def _out_size(x_shape, kernel, stride, padding, dilation=(1, 1)):
-    return (conv_output_size(x_shape[2], kernel[0], stride[0], padding[0], dilation[0]),
-            conv_output_size(x_shape[3], kernel[1], stride[1], padding[1], dilation[1]))
-
-
 # ---- convolution ---------------------------------------------------------------------------
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     xp = backend.get_array_module(x)
     n, c = x.shape[:2]
     o, cg, kh, kw = weight.shape
     og = o // groups
-    oh, ow = _out_size(x.shape, (kh, kw), stride, padding, dilation)
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, padding, dilation)
     x_pad = _pad(xp, x, padding)
     y = xp.zeros((n, o, oh, ow), dtype=x.dtype)
     for i in range(oh):
@@ -58,7 +53,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
                 window = x_pad[:, g * cg:(g + 1) * cg, rows, cols]      # (N, C/G, KH, KW)
                 w = weight[g * og:(g + 1) * og]                         # (O/G, C/G, KH, KW)
                 y[:, g * og:(g + 1) * og, i, j] = xp.einsum("ncuv,ocuv->no", window, w)
-    return y
+    return y, None   # nothing saved: dL/dW rebuilds what it needs
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
@@ -78,7 +73,8 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     return grad_pad[:, :, ph:ph + h, pw:pw + w_]                        # drop the padding
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
     xp = backend.get_array_module(grad_y)
     o, cg, kh, kw = weight_shape
     og = o // groups
@@ -106,7 +102,7 @@ def max_pool2d_forward(x, kernel, stride, padding):
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = _out_size(x.shape, kernel, stride, padding)
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding)
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = xp.empty((n, c, oh, ow), dtype=np.int64)
     for i in range(oh):
@@ -142,7 +138,7 @@ def avg_pool2d_forward(x, kernel, stride, padding):
     """y[n, c, i, j] = mean of the KH x KW window, zero padding included in the count."""
     xp = backend.get_array_module(x)
     n, c = x.shape[:2]
-    oh, ow = _out_size(x.shape, kernel, stride, padding)
+    oh, ow = conv_output_hw(x.shape, kernel, stride, padding)
     x_pad = _pad(xp, x, padding)
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     for i in range(oh):

@@ -59,7 +59,7 @@ Notation as in reference.py; TH, TW = ceil(OH / 2), ceil(OW / 2) tiles per plane
 import numpy as np
 from numba import njit
 
-from . import conv_output_size
+from ..geometry import conv_output_hw
 from .numba_threads import run
 
 # The 1-D transforms of F(2, 3) (see above); the 2-D ones apply each along both axes.
@@ -223,8 +223,7 @@ def _output_grad_tiles(gy, th, tw, dm, t0, t1):
 # ---- the kernel interface ------------------------------------------------------------------
 
 def _tiles(x_shape, padding):
-    oh = conv_output_size(x_shape[2], 3, 1, padding[0])
-    ow = conv_output_size(x_shape[3], 3, 1, padding[1])
+    oh, ow = conv_output_hw(x_shape, (3, 3), (1, 1), padding)
     return oh, ow, (oh + 1) // 2, (ow + 1) // 2
 
 
@@ -257,7 +256,7 @@ def _batched(a, b, transpose_a=False):
     return out
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
     n, o = x.shape[0], weight.shape[0]
@@ -266,18 +265,20 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     m = _batched(v, kernel_transform(weight))                   # (16, N T, O)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     run(_output_tiles, n * th, m.size, m, th, tw, y)
-    return y
+    return y, None   # nothing saved: dL/dW rebuilds what it needs
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
     """dL/dx = the Winograd correlation of dL/dy with w[o, c, 2 - u, 2 - v] as a (C, O, 3, 3)
     kernel, padding 2 - P: output size OH + 2 (2 - PH) - 2 = H."""
     flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return conv2d_forward(grad_y, flipped, stride, (2 - padding[0], 2 - padding[1]),
-                          dilation, groups)
+    grad_x, _ = conv2d_forward(grad_y, flipped, stride, (2 - padding[0], 2 - padding[1]),
+                               dilation, groups)
+    return grad_x
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
     """dL/dg = G^T dU G with dU[k]^T = V[k]^T dM[k] summed over tiles (the forward's
     adjoint; a product with a long inner dimension, as cpu_numba.py computes dL/dW)."""
     grad_y = np.ascontiguousarray(grad_y)

@@ -8,23 +8,11 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .. import kernels
-from ..functional._checks import check_number
+from ..functional._checks import (check_groups, check_number, check_string_padding,
+                                  int_pair)
 from ..functional.pool import check_output_size, check_window
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value, name, layer="", low=None):
-    """3 -> (3, 3); (2, 3) -> (2, 3); checks they are ints (and >= ``low``), so that a bad
-    argument is refused by the constructor, not by the first forward pass."""
-    try:
-        pair = kernels.pair(value, name)
-    except TypeError as exc:
-        raise TypeError(f"{layer}: {exc}" if layer else str(exc)) from None
-    if low is not None and min(pair) < low:
-        raise ValueError(f"{layer}: {name} must be >= {low}, got {value!r}")
-    return pair
 
 
 def _check_int(value, name, layer):
@@ -95,23 +83,20 @@ class Conv2d(Module):
         super().__init__()
         _check_positive(in_channels, "in_channels", "Conv2d")
         _check_positive(out_channels, "out_channels", "Conv2d")
-        _check_positive(groups, "groups", "Conv2d")
+        groups = check_groups(groups, "Conv2d")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must both be divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", low=1)
-        self.stride = _pair(stride, "stride", "Conv2d", low=1)
-        if isinstance(padding, str):    # 'same' or 'valid', checked by F.conv2d
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', "
-                                 f"got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"Conv2d: padding='same' needs stride 1, got {stride!r}")
+        # F.conv2d's own checks, run here so that a bad argument fails at construction
+        self.kernel_size = int_pair(kernel_size, "kernel_size", "Conv2d", 1, show_given=True)
+        self.stride = int_pair(stride, "stride", "Conv2d", 1, show_given=True)
+        if isinstance(padding, str):
+            check_string_padding(padding, self.stride, "Conv2d")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding", "Conv2d", low=0)
-        self.dilation = _pair(dilation, "dilation", "Conv2d", low=1)
+            self.padding = int_pair(padding, "padding", "Conv2d", 0, show_given=True)
+        self.dilation = int_pair(dilation, "dilation", "Conv2d", 1, show_given=True)
         _weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias)
 
     def reset_parameters(self):
@@ -153,10 +138,12 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must both be divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
-        self.output_padding = _pair(output_padding, "output_padding")
-        self.dilation = _pair(dilation, "dilation")
+        op = "ConvTranspose2d"
+        self.kernel_size = int_pair(kernel_size, "kernel_size", op, 1, show_given=True)
+        self.stride = int_pair(stride, "stride", op, 1, show_given=True)
+        self.padding = int_pair(padding, "padding", op, 0, show_given=True)
+        self.output_padding = int_pair(output_padding, "output_padding", op, 0, show_given=True)
+        self.dilation = int_pair(dilation, "dilation", op, 1, show_given=True)
         self.weight = Parameter(np.empty((in_channels, out_channels // groups)
                                          + self.kernel_size, dtype=np.float32))
         if bias:
@@ -309,22 +296,29 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class Softmax(Module):
-    """exp(x_i) / sum_j exp(x_j) along ``dim`` (default: the last axis)."""
+class _AlongDim(Module):
+    """Shared by Softmax and LogSoftmax (siblings, as in PyTorch): the axis ``dim``."""
 
     def __init__(self, dim=-1):
         super().__init__()
         _check_int(dim, "dim", type(self).__name__)
         self.dim = dim
 
-    def forward(self, x):
-        return F.softmax(x, axis=self.dim)
-
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Softmax):
+class Softmax(_AlongDim):
+    """exp(x_i) / sum_j exp(x_j) along ``dim`` (default: the last axis)."""
+
+    def forward(self, x):
+        return F.softmax(x, axis=self.dim)
+
+
+class LogSoftmax(_AlongDim):
+    """x_i - log sum_j exp(x_j) along ``dim`` (default: the last axis): the log of Softmax,
+    computed without forming the probabilities (no log(0) for a very negative x_i)."""
+
     def forward(self, x):
         return F.log_softmax(x, axis=self.dim)
 
