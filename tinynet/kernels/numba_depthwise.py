@@ -22,7 +22,7 @@ Notation as in reference.py.
 import numpy as np
 from numba import njit
 
-from . import conv_output_size
+from ..geometry import conv_output_size
 from .numba_threads import run
 
 
@@ -138,7 +138,8 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
 
 # ---- the kernel interface (depthwise 3x3 only: see applies) ---------------------------------
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
+    """(y, None): a direct kernel keeps nothing for the weight gradient, which reads x."""
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
     n, c, h, w = x.shape
@@ -147,7 +148,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     run(_forward, n * c, 9 * y.size, x, weight, stride[0], stride[1], padding[0], padding[1],
         y)
-    return y
+    return y, None
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
@@ -157,8 +158,8 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
         # stride 1: the correlation of dL/dy, padded by 2 - P, with the flipped kernel
         # (a gather like the forward, which vectorizes; the scatter below does not)
         flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
-        grad_x = conv2d_forward(grad_y, flipped, (1, 1), (2 - padding[0], 2 - padding[1]),
-                                dilation, groups)
+        grad_x, _ = conv2d_forward(grad_y, flipped, (1, 1), (2 - padding[0], 2 - padding[1]),
+                                   dilation, groups)
         assert grad_x.shape == tuple(x_shape)
         return grad_x
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
@@ -167,7 +168,8 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     return grad_x
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     grad_w = np.empty(weight_shape, dtype=grad_y.dtype)
