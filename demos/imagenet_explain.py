@@ -19,7 +19,6 @@ import numpy as np
 
 import tinynet as tn
 import tinynet.functional as F
-from tinynet import data
 
 import explain
 from explain import plot
@@ -56,6 +55,9 @@ def add_arguments(parser):
                    help="2048 activation-maximization steps (snapshots 0, 4, 48, 2048)")
     g.add_argument("--tcav-randoms", type=int, default=10,
                    help="random sets for TCAV (each a CAV; at least 3)")
+    g.add_argument("--tcav-images", type=int, default=None,
+                   help="use only the first N images of each concept and random set "
+                        "(default: all, 120 and 99 in the shared sets)")
     g.add_argument("--concepts", default=None,
                    help="TCAV concept folder (default: ../shared/data/concepts/<image-size>)")
     g.add_argument("--randoms", default=None,
@@ -286,16 +288,14 @@ def _tcav(args, model, val_x, val_y, normalize, names, out, tcav_layers):
         print(f"TCAV skipped: no concept images at '{concepts_dir}' or random sets at "
               f"'{randoms_dir}' (pass --concepts and --randoms)")
         return None, None
-    folder = data.ImageFolder(concepts_dir, cache=True, size=val_x.shape[2:])
-    concepts = {c: normalize(folder.images[np.asarray(folder.targets) == folder.class_to_idx[c]]
-                             .transpose(0, 3, 1, 2))
-                for c in CONCEPTS if c in folder.class_to_idx}
-    rnd = data.ImageFolder(randoms_dir, size=val_x.shape[2:])
-    m = min(args.tcav_randoms, len(rnd.classes))
-    rnd.samples = [s for s in rnd.samples if s[1] < m]          # decode only the sets used
-    rnd.cache_images()
-    targets = np.asarray(rnd.targets)
-    randoms = [normalize(rnd.images[targets == k].transpose(0, 3, 1, 2)) for k in range(m)]
+    from demos.imagenet_subset import load_split          # decodes only the images used
+    size, per_set = val_x.shape[2:], args.tcav_images
+    images, labels, folders = load_split(concepts_dir, None, per_set, progress=False, size=size)
+    concepts = {c: normalize(images[labels == folders.index(c)]) for c in CONCEPTS
+                if c in folders}
+    images, labels, folders = load_split(randoms_dir, args.tcav_randoms, per_set,
+                                         progress=False, size=size)
+    randoms = [normalize(images[labels == k]) for k in range(len(folders))]
     results, by_class = {}, {}
     for c in _two_classes(names, val_y):
         class_inputs = normalize(val_x[val_y == c][:150])

@@ -53,9 +53,10 @@ def known_names():
     return ", ".join(list(models.PRETRAINED) + [f"{a} (= {n})" for a, n in ALIASES.items()])
 
 
-def resolve_weights(name_or_path, models_dir=SHARED_MODELS, progress=True):
+def resolve_weights(name_or_path, models_dir=None, progress=True):
     """The path of the .tflite file for --pretrained: a path as it is (it must exist); a name
-    in ``models_dir`` if it is there, else downloaded into the cache and checked.
+    in ``models_dir`` (default: SHARED_MODELS) if it is there, else downloaded into the cache
+    and checked.
 
     Raises FileNotFoundError (no such file), ValueError (unknown name, listing the known
     ones) or ConnectionError (no network: the message says how to pass a local file)."""
@@ -70,7 +71,7 @@ def resolve_weights(name_or_path, models_dir=SHARED_MODELS, progress=True):
         raise ValueError(f"--pretrained: unknown model '{name_or_path}'; known names: "
                          f"{known_names()}; or the path of a .tflite file")
     entry = models.PRETRAINED[name]
-    local = os.path.join(models_dir, entry["file"])
+    local = os.path.join(models_dir or SHARED_MODELS, entry["file"])
     if os.path.isfile(local):
         return local
     return download.fetch(entry["url"], sha256=entry["sha256"],
@@ -80,9 +81,10 @@ def resolve_weights(name_or_path, models_dir=SHARED_MODELS, progress=True):
                               f"its path: --pretrained PATH/{entry['file']}"))
 
 
-def resolve_labels(weights_path, models_dir=SHARED_MODELS, progress=True):
-    """imagenet_labels.txt next to the weights, in ``models_dir``, or downloaded (checked)."""
-    for folder in (os.path.dirname(os.path.abspath(weights_path)), models_dir):
+def resolve_labels(weights_path, models_dir=None, progress=True):
+    """imagenet_labels.txt next to the weights, in ``models_dir`` (default: SHARED_MODELS), or
+    downloaded (checked)."""
+    for folder in (os.path.dirname(os.path.abspath(weights_path)), models_dir or SHARED_MODELS):
         path = os.path.join(folder, LABELS["file"])
         if os.path.isfile(path):
             return path
