@@ -74,11 +74,8 @@ def resolve_weights(name_or_path, models_dir=None, progress=True):
     local = os.path.join(models_dir or SHARED_MODELS, entry["file"])
     if os.path.isfile(local):
         return local
-    return download.fetch(entry["url"], sha256=entry["sha256"],
-                          cache_dir=os.path.join(download.cache_dir(), "models"),
-                          progress=progress, hint=(
-                              f"download {entry['file']} elsewhere ({entry['url']}) and pass "
-                              f"its path: --pretrained PATH/{entry['file']}"))
+    return _fetch(entry, progress, f"download {entry['file']} elsewhere ({entry['url']}) and "
+                                   f"pass its path: --pretrained PATH/{entry['file']}")
 
 
 def resolve_labels(weights_path, models_dir=None, progress=True):
@@ -88,11 +85,14 @@ def resolve_labels(weights_path, models_dir=None, progress=True):
         path = os.path.join(folder, LABELS["file"])
         if os.path.isfile(path):
             return path
-    return download.fetch(LABELS["url"], sha256=LABELS["sha256"],
-                          cache_dir=os.path.join(download.cache_dir(), "models"),
-                          progress=progress, hint=(
-                              f"put {LABELS['file']} (1001 lines, line 0 'background'; "
-                              f"{LABELS['url']}) next to the .tflite file"))
+    return _fetch(LABELS, progress, f"put {LABELS['file']} (1001 lines, line 0 'background'; "
+                                    f"{LABELS['url']}) next to the .tflite file")
+
+
+def _fetch(entry, progress, hint):
+    """A PRETRAINED (or LABELS) entry's file, downloaded once into the cache's models/."""
+    return download.fetch(entry["url"], sha256=entry["sha256"], progress=progress, hint=hint,
+                          cache_dir=os.path.join(download.cache_dir(), "models"))
 
 
 def imagenet_indices(data_dir, wnids):
