@@ -193,7 +193,8 @@ def run(args, started):
           f"resized to the input (decoded in {decode_seconds:.1f} s)", flush=True)
 
     t0 = time.time()
-    p = predict_probabilities(model, val_x, normalize, flip=False, device=args.device)
+    p = predict_probabilities(model, val_x, normalize, batch_size=32, flip=False,
+                              device=args.device, progress=True)
     probs = np.zeros_like(p)            # 1000-way: the softmax over the ImageNet classes only
     probs[:, 1:] = p[:, 1:] / p[:, 1:].sum(axis=1, keepdims=True)
     eval_seconds = time.time() - t0

@@ -138,13 +138,17 @@ def smoothed_cross_entropy(smoothing):
     return loss
 
 
-def predict_probabilities(model, images, transform, batch_size=256, flip=True, device=None):
+def predict_probabilities(model, images, transform, batch_size=256, flip=True, device=None,
+                          progress=False):
     """softmax(model(x)) for every image, in eval mode; with ``flip`` the mean of the photo's
-    and its mirror image's probabilities (test-time augmentation)."""
+    and its mirror image's probabilities (test-time augmentation); ``progress``: a tqdm bar
+    per batch."""
+    from tqdm.auto import tqdm
     model.eval()
     out = []
     with tn.no_grad():
-        for start in range(0, len(images), batch_size):
+        for start in tqdm(range(0, len(images), batch_size), desc="predicting", unit="batch",
+                          disable=not progress, leave=False):
             x = transform(images[start:start + batch_size])
             views = [x, x[..., ::-1]] if flip else [x]
             p = 0
