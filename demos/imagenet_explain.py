@@ -13,12 +13,12 @@ Figures (PNG, in OUT):
 """
 import os
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 import tinynet as tn
 import tinynet.functional as F
-from tinynet import data
 
 import explain
 from explain import plot
@@ -29,6 +29,19 @@ TCAV_LAYERS = {"features.11": "block 3, pooled\n(features.11, 128x8x8)",
                "pool": "block 4, averaged\n(pool, 256)"}      # small D: fast CAVs
 TCAV_CLASSES = ("golf ball", "parachute")
 CONCEPTS = ("striped", "dotted", "zigzagged")
+
+
+@dataclass
+class Layers:
+    """The layers of the explained model that the figures address (defaults: imagenette_cnn;
+    ``demos/imagenet_pretrained.py`` names a MobileNet's)."""
+    early: str = EARLY_CONV               # activation maximization: an early layer's channels
+    early_label: str = "conv 2"
+    late: str = LATE_CONV                 # ... a late layer's channels; Grad-CAM's A^k
+    late_label: str = "conv 4"
+    tcav: dict = field(default_factory=lambda: dict(TCAV_LAYERS))   # {name: plot label}
+    randomize: list = None                # cascading randomization, top down; None: every
+                                          # layer with parameters
 
 
 def add_arguments(parser):
@@ -42,6 +55,9 @@ def add_arguments(parser):
                    help="2048 activation-maximization steps (snapshots 0, 4, 48, 2048)")
     g.add_argument("--tcav-randoms", type=int, default=10,
                    help="random sets for TCAV (each a CAV; at least 3)")
+    g.add_argument("--tcav-images", type=int, default=None,
+                   help="use only the first N images of each concept and random set "
+                        "(default: all, 120 and 99 in the shared sets)")
     g.add_argument("--concepts", default=None,
                    help="TCAV concept folder (default: ../shared/data/concepts/<image-size>)")
     g.add_argument("--randoms", default=None,
@@ -86,8 +102,14 @@ def _display(images_uint8):
     return images_uint8.astype(np.float32) / 255.0
 
 
-def run(args, model, val_x, val_y, probs, normalize, names, figures):
-    """Make every figure into ``figures`` ({key: path}); returns the metrics to add."""
+def run(args, model, val_x, val_y, probs, normalize, names, figures, layers=None):
+    """Make every figure into ``figures`` ({key: path}); returns the metrics to add.
+
+    val_x    uint8 (N, 3, H, W) photos; normalize(val_x) is the model's input
+    val_y    each photo's class as an index of the model's output
+    probs    (N, K) the model's class probabilities; names: the K class names
+    layers   ``Layers`` (default: imagenette_cnn's)"""
+    layers = layers or Layers()
     out, metrics = args.out, {}
     phases, clock = {}, [time.perf_counter()]
 
@@ -107,12 +129,17 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
     idx = pick_grid_images(val_y, probs, args.explain_images)
     x, target = normalize(val_x[idx]), pred[idx]
     n = len(idx)
+    # occlusion: a window of 1/8 of the photo's side, moved by half of it (8x8, stride 4 at 64 px)
+    window = max(1, val_x.shape[2] // 8)
+    stride = max(1, window // 2)
+    occ_name = f"occlusion\n{window}x{window}, stride {stride}"
     vanilla, t_vanilla = _timed(lambda: explain.vanilla_gradient(model, x, target))
     smooth, t_smooth = _timed(lambda: explain.smoothgrad(
         model, x, target, n_samples=args.smoothgrad_samples, noise_level=0.15,
         seed=args.seed, progress=False))
-    cam, t_cam = _timed(lambda: explain.grad_cam(model, x, target, layer=LATE_CONV))
-    occ, t_occ = _timed(lambda: explain.occlusion(model, x, target, (3, 8, 8), strides=4,
+    cam, t_cam = _timed(lambda: explain.grad_cam(model, x, target, layer=layers.late))
+    occ, t_occ = _timed(lambda: explain.occlusion(model, x, target, (3, window, window),
+                                                  strides=stride,
                                                   baselines=0.0, batch_size=128))
     occ_map = np.maximum(occ[:, 0], 0)        # the drop of S_c (the same in all channels)
     seconds = {"vanilla_gradient": t_vanilla / n, "smoothgrad": t_smooth / n,
@@ -121,26 +148,26 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
     metrics["occlusion_vs_vanilla_time"] = seconds["occlusion"] / seconds["vanilla_gradient"]
     metrics["method_settings"] = {
         "smoothgrad": {"n_samples": args.smoothgrad_samples, "noise_level": 0.15},
-        "grad_cam": {"layer": LATE_CONV},
-        "occlusion": {"sliding_window_shapes": [3, 8, 8], "strides": 4,
+        "grad_cam": {"layer": layers.late},
+        "occlusion": {"sliding_window_shapes": [3, window, window], "strides": stride,
                       "baselines": "0 (the mean colour after normalisation)"}}
     metrics["grid_images"] = [{"index": int(i), "true": names[val_y[i]], "pred": names[pred[i]],
                                "prob": float(probs[i, pred[i]])} for i in idx]
     figures["grid"] = plot.method_grid(
         _display(val_x[idx]),
         {"vanilla\ngradient": vanilla, f"SmoothGrad\n(n={args.smoothgrad_samples})": smooth,
-         "Grad-CAM": cam, "occlusion\n8x8, stride 4": occ_map},
+         "Grad-CAM": cam, occ_name: occ_map},
         os.path.join(out, "grid.png"), titles=_titles(idx, val_y, probs, names),
-        overlay_rows=("Grad-CAM", "occlusion\n8x8, stride 4"))
+        overlay_rows=("Grad-CAM", occ_name))
     done("grid")
 
     # ---- 2. Grad-CAM for two classes on one image -----------------------------------------
-    a_cls, b_cls = _two_classes(names)
+    a_cls, b_cls = _two_classes(names, val_y)
     a = _most_confident(val_y, probs, a_cls)
     b = _most_confident(val_y, probs, b_cls)
     pair = np.concatenate([val_x[a], val_x[b]], axis=2)[None]   # side by side: (1, 3, H, 2W)
     pair_in = normalize(pair)
-    cams = {f"Grad-CAM for '{names[c]}'": explain.grad_cam(model, pair_in, c, layer=LATE_CONV)[0]
+    cams = {f"Grad-CAM for '{names[c]}'": explain.grad_cam(model, pair_in, c, layer=layers.late)[0]
             for c in (a_cls, b_cls)}
     with tn.no_grad():
         p_pair = F.softmax(model(tn.tensor(pair_in)), axis=1).numpy()[0]
@@ -153,12 +180,13 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
     # ---- 3. activation maximization beside the most activating photos --------------------
     steps = 2048 if args.full_actmax else args.actmax_steps
     metrics["actmax_steps"] = steps
-    figures["actmax"] = _actmax(model, val_x, normalize, names, steps, args.seed,
-                                os.path.join(out, "actmax.png"), mean, std)
+    figures["actmax"] = _actmax(model, val_x, val_y, normalize, names, steps, args.seed,
+                                os.path.join(out, "actmax.png"), mean, std, layers)
     done("activation maximization")
 
     # ---- 4. TCAV ----------------------------------------------------------------------------
-    tcav_results, tcav_path = _tcav(args, model, val_x, val_y, normalize, names, out)
+    tcav_results, tcav_path = _tcav(args, model, val_x, val_y, normalize, names, out,
+                                    layers.tcav)
     if tcav_path is not None:
         figures["tcav"] = tcav_path
         metrics["tcav"] = tcav_results
@@ -168,8 +196,9 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
     k = min(4, n)
     sg = lambda m, xx, t: explain.smoothgrad(m, xx, t, n_samples=10, seed=0, progress=False)
     methods = {"vanilla gradient": explain.vanilla_gradient, "SmoothGrad (n=10)": sg,
-               "Grad-CAM": lambda m, xx, t: explain.grad_cam(m, xx, t, layer=LATE_CONV)}
-    randomization = {name: explain.model_parameter_randomization(model, x[:k], target[:k], fn)
+               "Grad-CAM": lambda m, xx, t: explain.grad_cam(m, xx, t, layer=layers.late)}
+    randomization = {name: explain.model_parameter_randomization(model, x[:k], target[:k], fn,
+                                                                 layers=layers.randomize)
                      for name, fn in methods.items()}
     figures["sanity_randomization"] = plot.randomization_check(
         randomization, os.path.join(out, "sanity_randomization.png"),
@@ -193,9 +222,11 @@ def run(args, model, val_x, val_y, probs, normalize, names, figures):
     return metrics
 
 
-def _two_classes(names):
-    wanted = [names.index(c) for c in TCAV_CLASSES if c in names]
-    return tuple(wanted) if len(wanted) == 2 else (0, 1)
+def _two_classes(names, val_y):
+    """Golf ball and parachute when the photos have both, else the first two classes in them."""
+    present = [int(c) for c in np.unique(val_y)]
+    wanted = [names.index(c) for c in TCAV_CLASSES if c in names and names.index(c) in present]
+    return tuple(wanted) if len(wanted) == 2 else tuple(present[:2])
 
 
 def _most_confident(val_y, probs, c):
@@ -205,7 +236,7 @@ def _most_confident(val_y, probs, c):
     return pool[np.argmax(probs[pool, c])]
 
 
-def _actmax(model, val_x, normalize, names, steps, seed, path, mean, std):
+def _actmax(model, val_x, val_y, normalize, names, steps, seed, path, mean, std, layers):
     """Rows: 2 channels of an early and 2 of a late conv layer (those most active on average
     over the validation sample), then two class logits maximized and minimized."""
     sample = normalize(val_x[np.random.default_rng(seed).permutation(len(val_x))[:512]])
@@ -215,9 +246,10 @@ def _actmax(model, val_x, normalize, names, steps, seed, path, mean, std):
                     snapshot_steps=sorted({0, 4, 48, steps} & set(range(steps + 1))),
                     seed=seed, preprocess=preprocess, progress=False)
     rows = []
-    for layer, label in ((EARLY_CONV, "conv 2"), (LATE_CONV, "conv 4")):
+    for layer, label in ((layers.early, layers.early_label), (layers.late, layers.late_label)):
         acts = layer_activations(model, layer, sample)     # (N, C * U * V)
-        n_channels = dict(model.named_modules())[layer].out_channels
+        n_channels = [m.out_channels for m in dict(model.named_modules())[layer].modules()
+                      if hasattr(m, "out_channels")][-1]   # a conv, or the last in a block
         mean_act = acts.reshape(len(sample), n_channels, -1).mean(axis=(0, 2))
         for ch in np.argsort(-mean_act)[:2]:
             r = explain.activation_maximization(model, layer, int(ch), kind="channel", **settings)
@@ -227,7 +259,7 @@ def _actmax(model, val_x, normalize, names, steps, seed, path, mean, std):
     with tn.no_grad():
         logits = np.concatenate([model(tn.tensor(sample[i:i + 256])).numpy()
                                  for i in range(0, len(sample), 256)])
-    for c in _two_classes(names):
+    for c in _two_classes(names, val_y):
         for maximize in (True, False):
             r = explain.activation_maximization(model, None, c, kind="class", maximize=maximize,
                                                 **settings)
@@ -245,7 +277,7 @@ def _unnormalize(x, mean, std):
     return np.clip(x * std + mean, 0, 1)
 
 
-def _tcav(args, model, val_x, val_y, normalize, names, out):
+def _tcav(args, model, val_x, val_y, normalize, names, out, tcav_layers):
     """TCAV of the texture concepts for two classes at two layers; (metrics, figure path)."""
     from demos.imagenet_subset import SHARED_DATA
     shared = os.path.dirname(os.path.normpath(SHARED_DATA))
@@ -256,21 +288,19 @@ def _tcav(args, model, val_x, val_y, normalize, names, out):
         print(f"TCAV skipped: no concept images at '{concepts_dir}' or random sets at "
               f"'{randoms_dir}' (pass --concepts and --randoms)")
         return None, None
-    folder = data.ImageFolder(concepts_dir, cache=True, size=val_x.shape[2:])
-    concepts = {c: normalize(folder.images[np.asarray(folder.targets) == folder.class_to_idx[c]]
-                             .transpose(0, 3, 1, 2))
-                for c in CONCEPTS if c in folder.class_to_idx}
-    rnd = data.ImageFolder(randoms_dir, size=val_x.shape[2:])
-    m = min(args.tcav_randoms, len(rnd.classes))
-    rnd.samples = [s for s in rnd.samples if s[1] < m]          # decode only the sets used
-    rnd.cache_images()
-    targets = np.asarray(rnd.targets)
-    randoms = [normalize(rnd.images[targets == k].transpose(0, 3, 1, 2)) for k in range(m)]
+    from demos.imagenet_subset import load_split          # decodes only the images used
+    size, per_set = val_x.shape[2:], args.tcav_images
+    images, labels, folders = load_split(concepts_dir, None, per_set, progress=False, size=size)
+    concepts = {c: normalize(images[labels == folders.index(c)]) for c in CONCEPTS
+                if c in folders}
+    images, labels, folders = load_split(randoms_dir, args.tcav_randoms, per_set,
+                                         progress=False, size=size)
+    randoms = [normalize(images[labels == k]) for k in range(len(folders))]
     results, by_class = {}, {}
-    for c in _two_classes(names):
+    for c in _two_classes(names, val_y):
         class_inputs = normalize(val_x[val_y == c][:150])
         # the cache lets the second class reuse the activations and CAVs of the first
-        res = explain.tcav(model, list(TCAV_LAYERS), int(c), concepts, randoms, class_inputs,
+        res = explain.tcav(model, list(tcav_layers), int(c), concepts, randoms, class_inputs,
                            cache_dir=os.path.join(out, "tcav_cache"), progress=False)
         for (concept, layer), r in res.items():
             results.setdefault(names[c], {}).setdefault(concept, {})[layer] = {
@@ -278,6 +308,6 @@ def _tcav(args, model, val_x, val_y, normalize, names, out):
                 "scores": np.asarray(r.scores).tolist(), "p_value": float(r.p_value),
                 "significant": bool(r.significant)}
         by_class[f"class '{names[c]}'"] = res
-    path = plot.tcav_bars(by_class, os.path.join(out, "tcav.png"), layer_labels=TCAV_LAYERS,
+    path = plot.tcav_bars(by_class, os.path.join(out, "tcav.png"), layer_labels=tcav_layers,
                           title=f"TCAV of texture concepts vs {len(randoms)} random sets")
     return results, path

@@ -19,6 +19,9 @@
    softmax of each photo and its mirror image (test-time flip).
 3. Explanations of the trained model, the lecture's figures: see ``demos/imagenet_explain.py``.
 
+With ``--pretrained NAME_OR_PATH`` it skips 1 and 2 and explains a MobileNet pretrained on all
+of ImageNet (1000 classes) instead: see ``demos/imagenet_pretrained.py``.
+
 Everything goes to OUT (default ./out/imagenet_subset): metrics.json, the PNG figures it
 lists, checkpoint.npz (training state) and model.npz (weights, normalisation, class names).
 """
@@ -135,13 +138,17 @@ def smoothed_cross_entropy(smoothing):
     return loss
 
 
-def predict_probabilities(model, images, transform, batch_size=256, flip=True, device=None):
+def predict_probabilities(model, images, transform, batch_size=256, flip=True, device=None,
+                          progress=False):
     """softmax(model(x)) for every image, in eval mode; with ``flip`` the mean of the photo's
-    and its mirror image's probabilities (test-time augmentation)."""
+    and its mirror image's probabilities (test-time augmentation); ``progress``: a tqdm bar
+    per batch."""
+    from tqdm.auto import tqdm
     model.eval()
     out = []
     with tn.no_grad():
-        for start in range(0, len(images), batch_size):
+        for start in tqdm(range(0, len(images), batch_size), desc="predicting", unit="batch",
+                          disable=not progress, leave=False):
             x = transform(images[start:start + batch_size])
             views = [x, x[..., ::-1]] if flip else [x]
             p = 0
@@ -165,7 +172,9 @@ def build_parser():
     p.add_argument("--out", default=os.path.join("out", "imagenet_subset"),
                    help="folder for metrics.json, the figures and the checkpoints")
     p.add_argument("--epochs", type=int, default=8, help="training epochs")
-    p.add_argument("--image-size", type=int, default=64, help="photo size (pixels)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="photo size (pixels; default 64, with --pretrained 128: the photos "
+                        "are then resized to the model's input)")
     p.add_argument("--crop", type=int, default=56,
                    help="training crop size (random crops of the photos; eval uses the full photo)")
     p.add_argument("--padding", type=int, default=0,
@@ -189,16 +198,19 @@ def build_parser():
     p.add_argument("--val-per-class", type=int, default=None,
                    help="use only the first N validation photos of each class")
     p.add_argument("--no-explain", action="store_true", help="train only")
+    p.add_argument("--pretrained", default=None, metavar="NAME_OR_PATH",
+                   help="skip training and explain a pretrained ImageNet MobileNet instead: "
+                        "a name of tinynet.models.PRETRAINED (e.g. mobilenet_v1_0.25_128, "
+                        "mobilenet_v2_1.0_224 or mobilenet_v2) or a .tflite file "
+                        "(see demos/imagenet_pretrained.py)")
     from demos import imagenet_explain
     imagenet_explain.add_arguments(p)
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    started = time.time()
-    os.makedirs(args.out, exist_ok=True)
-    tn.manual_seed(args.seed)
+def resolve_data_dir(args, splits=("train", "val")):
+    """--data, else the shared copy, else the cache (downloaded with --download); exits with
+    a message saying what to pass when there is none or a split is missing."""
     data_dir = args.data or default_data_dir(args.image_size)
     if args.data is None and not os.path.isdir(data_dir):
         if not args.download:
@@ -206,10 +218,23 @@ def main(argv=None):
                      "Imagenette (about 100 MB) or --data DIR to point at a local copy with "
                      "train/WNID/*.jpg and val/WNID/*.jpg.")
         data_dir = fetch_imagenette(args.image_size)
-    for split in ("train", "val"):
+    for split in splits:
         if not os.path.isdir(os.path.join(data_dir, split)):
             sys.exit(f"imagenet_subset: '{data_dir}' has no '{split}' folder "
                      "(expected DIR/train/WNID/*.jpg and DIR/val/WNID/*.jpg)")
+    return data_dir
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    started = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    tn.manual_seed(args.seed)
+    if args.pretrained:                  # no training: explain an ImageNet MobileNet
+        from demos import imagenet_pretrained
+        return imagenet_pretrained.run(args, started)
+    args.image_size = args.image_size or 64
+    data_dir = resolve_data_dir(args)
 
     # ---- 1. data: decode once, augment per batch ----------------------------------------
     t0 = time.time()
