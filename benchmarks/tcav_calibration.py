@@ -28,7 +28,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinynet as tn                                    # noqa: E402
-from tinynet import nn                                  # noqa: E402
 from benchmarks._common import machine, table           # noqa: E402
 
 import explain                                          # noqa: E402
@@ -69,10 +68,7 @@ def photo_task():
     x = np.concatenate([striped[:60], other[:60]])
     y = np.array([1] * 60 + [0] * 60)
     tn.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(16, 2))
+    model = toy.photo_cnn()
     order = np.random.default_rng(0).permutation(len(x))
     toy.train(model, x[order], y[order], epochs=12, batch_size=24, lr=0.01)
     held = np.concatenate([striped[60:80], other[60:]])

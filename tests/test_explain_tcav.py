@@ -246,10 +246,7 @@ def test_tcav_on_real_concept_images(shared_data):
     x = np.concatenate([striped[:70], train_random])
     y = np.array([1] * 70 + [0] * 70)
     tn.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(16, 2))
+    model = toy.photo_cnn()
     order = np.random.default_rng(0).permutation(len(x))
     toy.train(model, x[order], y[order], epochs=12, batch_size=28, lr=0.01)
     results = explain.tcav(model, LAYER, 1, {"striped": striped[70:], "dotted": dotted},
