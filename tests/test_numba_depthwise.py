@@ -15,7 +15,8 @@ from tinynet.kernels import numba_depthwise  # noqa: E402
 CASES = [  # N, C, H, W, stride, padding
     (2, 3, 7, 6, (1, 1), (1, 1)), (2, 3, 7, 6, (2, 2), (1, 1)), (1, 4, 8, 8, (2, 2), (0, 0)),
     (2, 2, 5, 9, (1, 2), (2, 0)), (1, 2, 3, 3, (1, 1), (0, 0)), (1, 3, 6, 6, (3, 3), (1, 1)),
-    (3, 5, 4, 4, (1, 1), (2, 2)), (1, 2, 9, 5, (2, 1), (1, 3)), (2, 8, 16, 16, (2, 2), (1, 1))]
+    (3, 5, 4, 4, (1, 1), (2, 2)), (1, 2, 9, 5, (2, 1), (1, 3)), (2, 8, 16, 16, (2, 2), (1, 1)),
+    (2, 3, 9, 17, (2, 2), (1, 1)), (1, 2, 6, 10, (1, 3), (1, 1)), (2, 3, 8, 7, (2, 2), (0, 1))]
 
 
 def three_products(module, x, weight, grad_y, stride, padding):
@@ -25,9 +26,17 @@ def three_products(module, x, weight, grad_y, stride, padding):
             module.conv2d_backward_weight(grad_y, x, weight.shape, *geometry))
 
 
+@pytest.fixture(params=["planes", "channels last"])
+def layout(request, monkeypatch):
+    """Every case through both layouts of numba_depthwise (chosen by plane size)."""
+    pixels = 0 if request.param == "planes" else 10 ** 9
+    monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS", pixels)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", CASES)
-def test_depthwise_matches_reference(case, dtype, rng):
+def test_depthwise_matches_reference(case, dtype, layout, rng):
     n, c, h, w, stride, padding = case
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((c, 1, 3, 3))
@@ -42,6 +51,13 @@ def test_depthwise_matches_reference(case, dtype, rng):
         assert g.dtype == dtype and g.shape == want.shape, name
         np.testing.assert_allclose(g, want, rtol=tol, atol=tol * np.abs(want).max(),
                                    err_msg=name)
+
+
+def test_depthwise_layout_rule():
+    """Small planes (MobileNet's 8x8 and 4x4 layers) go channels last, larger ones not."""
+    assert numba_depthwise._channels_last((32, 256, 4, 4))
+    assert numba_depthwise._channels_last((32, 128, 8, 8))
+    assert not numba_depthwise._channels_last((32, 64, 16, 16))
 
 
 def test_depthwise_dispatch(rng):
@@ -66,7 +82,7 @@ def _pick(x, w_shape, groups, dilation, setting):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_gradcheck(stride, rng):
+def test_depthwise_gradcheck(stride, layout, rng):
     x, weight = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((3, 1, 3, 3))
     with kernels.use("auto"):
         assert tn.gradcheck(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, groups=3),

@@ -5,17 +5,23 @@ Depthwise: groups = C = O, one 3x3 kernel per channel, any stride and padding, d
     y[n, c, i, j] = sum_{u, v} x_pad[n, c, i SH + u, j SW + v] w[c, 0, u, v]
 
 Nine multiply-adds per output and nothing to share between channels, so there is no GEMM to
-hand to BLAS: the loops themselves must be fast.  The general depthwise loops of
-cpu_numba.py add one tap at a time into the output plane (nine read-modify-write passes) and
-check the borders per tap; here each task copies its (n, c) plane once into a zero-padded
-buffer that stays in cache, and then every output is one expression of nine taps with the
-kernel in registers (stride 1 vectorizes along the row).  Measured 1.3-4x faster than the
-general loops on MobileNet's shapes, forward and backward (benchmarks/RESULTS.md).
+hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane size:
+
+* planes (16x16 and larger): each task copies its (n, c) plane once into a zero-padded
+  buffer that stays in cache, and every output is one expression of nine taps with the
+  kernel in registers.  The row loop vectorizes only when the column step is a constant:
+  stride 1 has its own loop, and at stride 2 the padded row is split into its even and
+  odd columns, so that every tap reads consecutive elements again.
+* channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels): one
+  (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
+  are shorter than a SIMD register.  So each example is transposed once into a padded
+  (H, W, C) buffer and every output position computes all C channels in one loop,
+  which vectorizes along the channels; the result is transposed back.
 
     dL/dx: stride 1: the forward loop on dL/dy (padding 2 - P) with the kernel flipped;
            else every output scatters w * dL/dy[i, j] back into its window of a padded
-           buffer, whose interior is dL/dx (one (n, c) plane per task)
-    dL/dw: nine accumulators per channel over all n, i, j (one channel per task)
+           buffer, whose interior is dL/dx (one (n, c) plane, or one example, per task)
+    dL/dw: nine accumulators per channel over all n, i, j
 
 Notation as in reference.py.
 """
@@ -58,6 +64,24 @@ def _pad_plane(x, n, c, ph, pw, pad):
             pad[r, q] = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _nine_taps(pad, r, q, k):
+    """sum_{u, v} pad[r + u, q + v] k[3 u + v]: one output of the window at (r, q)."""
+    return (k[0] * pad[r, q] + k[1] * pad[r, q + 1] + k[2] * pad[r, q + 2]
+            + k[3] * pad[r + 1, q] + k[4] * pad[r + 1, q + 1] + k[5] * pad[r + 1, q + 2]
+            + k[6] * pad[r + 2, q] + k[7] * pad[r + 2, q + 1] + k[8] * pad[r + 2, q + 2])
+
+
+# The column step: `j * sw` with sw a run-time value gives loads of unknown stride and a
+# negative-index test per load, and nothing vectorizes (2-3x slower at stride 1).  Called
+# with a literal 1 or 2, these inlined row loops compile to their own vectorized copies.
+
+@njit(cache=True, nogil=True, inline="always")
+def _forward_row(pad, r, k, step, y, n, c, i):
+    for j in range(y.shape[3]):
+        y[n, c, i, j] = _nine_taps(pad, r, j * step, k)
+
+
 @njit(cache=True, nogil=True)
 def _forward(x, w, sh, sw, ph, pw, y, t0, t1):
     c_ = x.shape[1]
@@ -67,17 +91,15 @@ def _forward(x, w, sh, sw, ph, pw, y, t0, t1):
         n = t // c_
         c = t - n * c_
         _pad_plane(x, n, c, ph, pw, pad)
-        w00, w01, w02 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
-        w10, w11, w12 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
-        w20, w21, w22 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
+        k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
+             w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
         for i in range(oh):
-            r = i * sh
-            for j in range(ow):
-                q = j * sw
-                y[n, c, i, j] = (
-                    w00 * pad[r, q] + w01 * pad[r, q + 1] + w02 * pad[r, q + 2]
-                    + w10 * pad[r + 1, q] + w11 * pad[r + 1, q + 1] + w12 * pad[r + 1, q + 2]
-                    + w20 * pad[r + 2, q] + w21 * pad[r + 2, q + 1] + w22 * pad[r + 2, q + 2])
+            if sw == 1:
+                _forward_row(pad, i * sh, k, 1, y, n, c, i)
+            elif sw == 2:
+                _forward_row(pad, i * sh, k, 2, y, n, c, i)
+            else:
+                _forward_row(pad, i * sh, k, sw, y, n, c, i)
 
 
 @njit(cache=True, nogil=True)
@@ -108,32 +130,162 @@ def _backward_input(gy, w, sh, sw, ph, pw, gx, t0, t1):
                 gx[n, c, r, q] = pad[r + ph, q + pw]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _weight_row(gy, n, c, i, pad, r, step):
+    """sum_j dL/dy[n, c, i, j] pad[r + u, j step + v] for the nine (u, v)."""
+    a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = 0.0
+    for j in range(gy.shape[3]):
+        q = j * step
+        gij = gy[n, c, i, j]
+        a00 += gij * pad[r, q]
+        a01 += gij * pad[r, q + 1]
+        a02 += gij * pad[r, q + 2]
+        a10 += gij * pad[r + 1, q]
+        a11 += gij * pad[r + 1, q + 1]
+        a12 += gij * pad[r + 1, q + 2]
+        a20 += gij * pad[r + 2, q]
+        a21 += gij * pad[r + 2, q + 1]
+        a22 += gij * pad[r + 2, q + 2]
+    return (a00, a01, a02, a10, a11, a12, a20, a21, a22)
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc"})     # the 9 sums may use SIMD lanes
 def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
     n_ = x.shape[0]
     oh, ow = gy.shape[2], gy.shape[3]
     pad = np.empty(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)
+    sums = np.empty(9, dtype=np.float64)
     for c in range(t0, t1):
-        a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = 0.0
+        sums[:] = 0
         for n in range(n_):
             _pad_plane(x, n, c, ph, pw, pad)
             for i in range(oh):
-                r = i * sh
-                for j in range(ow):
-                    q = j * sw
-                    gij = gy[n, c, i, j]
-                    a00 += gij * pad[r, q]
-                    a01 += gij * pad[r, q + 1]
-                    a02 += gij * pad[r, q + 2]
-                    a10 += gij * pad[r + 1, q]
-                    a11 += gij * pad[r + 1, q + 1]
-                    a12 += gij * pad[r + 1, q + 2]
-                    a20 += gij * pad[r + 2, q]
-                    a21 += gij * pad[r + 2, q + 1]
-                    a22 += gij * pad[r + 2, q + 2]
-        gw[c, 0, 0, 0], gw[c, 0, 0, 1], gw[c, 0, 0, 2] = a00, a01, a02
-        gw[c, 0, 1, 0], gw[c, 0, 1, 1], gw[c, 0, 1, 2] = a10, a11, a12
-        gw[c, 0, 2, 0], gw[c, 0, 2, 1], gw[c, 0, 2, 2] = a20, a21, a22
+                if sw == 1:                         # literal steps: see _forward_row
+                    row = _weight_row(gy, n, c, i, pad, i * sh, 1)
+                elif sw == 2:
+                    row = _weight_row(gy, n, c, i, pad, i * sh, 2)
+                else:
+                    row = _weight_row(gy, n, c, i, pad, i * sh, sw)
+                for k in range(9):
+                    sums[k] += row[k]
+        for k in range(9):
+            gw[c, 0, k // 3, k % 3] = sums[k]
+
+
+# ---- channels last: small planes ------------------------------------------------------------
+# The channel index c is always the innermost loop (contiguous in the (H, W, C) buffers), and
+# every index is a range variable from 0: a loop offset of unknown sign (c0 + c) makes Numba
+# test for negative indices inside the loop, which stops vectorization.
+
+@njit(cache=True, nogil=True)
+def _to_channels_last(a, n, ph, pw, out):
+    """out[r + PH, q + PW, c] = a[n, c, r, q] where that lands inside out (out's border is
+    left as it is: zeroed once by the caller)."""
+    c_ = a.shape[1]
+    rows = min(a.shape[2], out.shape[0] - ph)
+    cols = min(a.shape[3], out.shape[1] - pw)
+    for r in range(rows):
+        for q in range(cols):
+            for c in range(c_):
+                out[r + ph, q + pw, c] = a[n, c, r, q]
+
+
+@njit(cache=True, nogil=True)
+def _to_channels_first(a_last, ph, pw, n, out):
+    """out[n, c, r, q] = a_last[r + PH, q + PW, c]."""
+    for r in range(out.shape[2]):
+        for q in range(out.shape[3]):
+            for c in range(out.shape[1]):
+                out[n, c, r, q] = a_last[r + ph, q + pw, c]
+
+
+@njit(cache=True, nogil=True)
+def _forward_cl(x, wt, sh, sw, ph, pw, y, t0, t1):
+    """wt[u, v, c] = w[c, 0, u, v]; one example n per task."""
+    c_ = x.shape[1]
+    oh, ow = y.shape[2], y.shape[3]
+    x_last = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3, c_), dtype=x.dtype)
+    y_last = np.empty((oh, ow, c_), dtype=x.dtype)
+    for n in range(t0, t1):
+        _to_channels_last(x, n, ph, pw, x_last)
+        for i in range(oh):
+            r = i * sh
+            for j in range(ow):
+                q = j * sw
+                for c in range(c_):
+                    y_last[i, j, c] = (
+                        wt[0, 0, c] * x_last[r, q, c] + wt[0, 1, c] * x_last[r, q + 1, c]
+                        + wt[0, 2, c] * x_last[r, q + 2, c]
+                        + wt[1, 0, c] * x_last[r + 1, q, c]
+                        + wt[1, 1, c] * x_last[r + 1, q + 1, c]
+                        + wt[1, 2, c] * x_last[r + 1, q + 2, c]
+                        + wt[2, 0, c] * x_last[r + 2, q, c]
+                        + wt[2, 1, c] * x_last[r + 2, q + 1, c]
+                        + wt[2, 2, c] * x_last[r + 2, q + 2, c])
+        _to_channels_first(y_last, 0, 0, n, y)
+
+
+@njit(cache=True, nogil=True)
+def _backward_input_cl(gy, wt, sh, sw, ph, pw, gx, t0, t1):
+    """The scatter of _backward_input, one example per task, vectorized along c."""
+    c_, h_, w_ = gx.shape[1], gx.shape[2], gx.shape[3]
+    oh, ow = gy.shape[2], gy.shape[3]
+    gy_last = np.empty((oh, ow, c_), dtype=gx.dtype)
+    gx_last = np.empty((max((oh - 1) * sh + 3, h_ + ph), max((ow - 1) * sw + 3, w_ + pw), c_),
+                       dtype=gx.dtype)
+    for n in range(t0, t1):
+        _to_channels_last(gy, n, 0, 0, gy_last)
+        gx_last[:] = 0
+        for i in range(oh):
+            for j in range(ow):
+                for u in range(3):
+                    for v in range(3):
+                        r, q = i * sh + u, j * sw + v
+                        for c in range(c_):
+                            gx_last[r, q, c] += wt[u, v, c] * gy_last[i, j, c]
+        _to_channels_first(gx_last, ph, pw, n, gx)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _backward_weight_cl(gy, x, sh, sw, ph, pw, gw_last):
+    """gw_last[u, v, c] = dL/dw[c, 0, u, v], summed over all n in float64 (each example's
+    sum in x's dtype, vectorized along c)."""
+    n_, c_ = x.shape[0], x.shape[1]
+    oh, ow = gy.shape[2], gy.shape[3]
+    x_last = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3, c_), dtype=x.dtype)
+    gy_last = np.empty((oh, ow, c_), dtype=x.dtype)
+    part = np.empty((3, 3, c_), dtype=x.dtype)
+    gw_last[:] = 0
+    for n in range(n_):
+        _to_channels_last(x, n, ph, pw, x_last)
+        _to_channels_last(gy, n, 0, 0, gy_last)
+        part[:] = 0
+        for i in range(oh):
+            for j in range(ow):
+                for u in range(3):
+                    for v in range(3):
+                        r, q = i * sh + u, j * sw + v
+                        for c in range(c_):
+                            part[u, v, c] += gy_last[i, j, c] * x_last[r, q, c]
+        for u in range(3):
+            for v in range(3):
+                for c in range(c_):
+                    gw_last[u, v, c] += part[u, v, c]
+
+
+# Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
+# MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.5-3x faster that
+# way, 16x16 and larger slower (the two transposes cost more than the short rows).
+CHANNELS_LAST_MAX_PIXELS = 64
+
+
+def _channels_last(x_shape):
+    return x_shape[2] * x_shape[3] <= CHANNELS_LAST_MAX_PIXELS
+
+
+def _weight_channels_last(weight):
+    """wt[u, v, c] = w[c, 0, u, v]."""
+    return np.ascontiguousarray(weight.reshape(weight.shape[0], 9).T).reshape(3, 3, -1)
 
 
 # ---- the kernel interface (depthwise 3x3 only: see applies) ---------------------------------
@@ -146,8 +298,11 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     oh = conv_output_size(h, 3, stride[0], padding[0])
     ow = conv_output_size(w, 3, stride[1], padding[1])
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    run(_forward, n * c, 9 * y.size, x, weight, stride[0], stride[1], padding[0], padding[1],
-        y)
+    geometry = (stride[0], stride[1], padding[0], padding[1])
+    if _channels_last(x.shape):
+        run(_forward_cl, n, 9 * y.size, x, _weight_channels_last(weight), *geometry, y)
+    else:
+        run(_forward, n * c, 9 * y.size, x, weight, *geometry, y)
     return y, None
 
 
@@ -163,8 +318,13 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
         assert grad_x.shape == tuple(x_shape)
         return grad_x
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
-    run(_backward_input, x_shape[0] * x_shape[1], 9 * grad_y.size, grad_y, weight,
-        stride[0], stride[1], padding[0], padding[1], grad_x)
+    geometry = (stride[0], stride[1], padding[0], padding[1])
+    if _channels_last(x_shape):
+        run(_backward_input_cl, x_shape[0], 9 * grad_y.size, grad_y,
+            _weight_channels_last(weight), *geometry, grad_x)
+    else:
+        run(_backward_input, x_shape[0] * x_shape[1], 9 * grad_y.size, grad_y, weight,
+            *geometry, grad_x)
     return grad_x
 
 
@@ -172,7 +332,12 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
                            saved=None):
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
+    geometry = (stride[0], stride[1], padding[0], padding[1])
+    if _channels_last(x.shape):
+        # one thread: the examples' partial sums go into one accumulator
+        grad_w_last = np.empty((3, 3, weight_shape[0]), dtype=np.float64)
+        _backward_weight_cl(grad_y, x, *geometry, grad_w_last)
+        return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
     grad_w = np.empty(weight_shape, dtype=grad_y.dtype)
-    run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, stride[0], stride[1],
-        padding[0], padding[1], grad_w)
+    run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, *geometry, grad_w)
     return grad_w
