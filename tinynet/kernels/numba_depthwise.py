@@ -18,9 +18,11 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
   (H, W, C) buffer and every output position computes all C channels in one loop,
   which vectorizes along the channels; the result is transposed back.
 
-    dL/dx: stride 1: the forward loop on dL/dy (padding 2 - P) with the kernel flipped;
-           else every output scatters w * dL/dy[i, j] back into its window of a padded
-           buffer, whose interior is dL/dx (one (n, c) plane, or one example, per task)
+    dL/dx: the forward loop on dL/dy (padding 2 - P) with the kernel flipped, at stride
+           S > 1 on dL/dy with S - 1 zeros between its elements (planes layout);
+           channels last at stride > 1 (and any P > 2): every output scatters
+           w * dL/dy[i, j] back into its window of a padded buffer, whose interior is
+           dL/dx
     dL/dw: nine accumulators per channel over all n, i, j
 
 Notation as in reference.py.
@@ -298,26 +300,42 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     oh = conv_output_size(h, 3, stride[0], padding[0])
     ow = conv_output_size(w, 3, stride[1], padding[1])
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    _forward_into(x, weight, stride, padding, y)
+    return y, None
+
+
+def _forward_into(x, weight, stride, padding, y):
+    """y = the depthwise correlation of x and weight; y's shape sets how far the zero
+    padding reaches on the bottom and right."""
     geometry = (stride[0], stride[1], padding[0], padding[1])
     if _channels_last(x.shape):
-        run(_forward_cl, n, 9 * y.size, x, _weight_channels_last(weight), *geometry, y)
+        run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
+            y)
     else:
-        run(_forward, n * c, 9 * y.size, x, weight, *geometry, y)
-    return y, None
+        run(_forward, x.shape[0] * x.shape[1], 9 * y.size, x, weight, *geometry, y)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
     grad_y = np.ascontiguousarray(grad_y)
     weight = np.ascontiguousarray(weight, dtype=grad_y.dtype)
-    if tuple(stride) == (1, 1) and max(padding) <= 2:
-        # stride 1: the correlation of dL/dy, padded by 2 - P, with the flipped kernel
-        # (a gather like the forward, which vectorizes; the scatter below does not)
-        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
-        grad_x, _ = conv2d_forward(grad_y, flipped, (1, 1), (2 - padding[0], 2 - padding[1]),
-                                   dilation, groups)
-        assert grad_x.shape == tuple(x_shape)
-        return grad_x
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
+    stride_1 = tuple(stride) == (1, 1)
+    if max(padding) <= 2 and (stride_1 or not _channels_last(x_shape)):
+        # dL/dx = the stride-1 correlation of dL/dy, padded by 2 - P (and on the bottom and
+        # right as far as x reaches), with the flipped kernel: a gather like the forward,
+        # which vectorizes (the scatter below does not).  At stride S, dL/dy first gets
+        # S - 1 zeros between its elements (where no window started): 4x the work at
+        # stride 2, still 1.1-2x faster than the plane scatter (and 2x slower than the
+        # channels-last one).
+        if not stride_1:
+            n, c, oh, ow = grad_y.shape
+            spread = np.zeros((n, c, (oh - 1) * stride[0] + 1, (ow - 1) * stride[1] + 1),
+                              dtype=grad_y.dtype)
+            spread[:, :, ::stride[0], ::stride[1]] = grad_y
+            grad_y = spread
+        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
+        _forward_into(grad_y, flipped, (1, 1), (2 - padding[0], 2 - padding[1]), grad_x)
+        return grad_x
     geometry = (stride[0], stride[1], padding[0], padding[1])
     if _channels_last(x_shape):
         run(_backward_input_cl, x_shape[0], 9 * grad_y.size, grad_y,
