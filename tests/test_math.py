@@ -139,6 +139,26 @@ def test_matmul(rng, shape_a, shape_b):
     assert tn.gradcheck(lambda x, y: x @ y, a, b)
 
 
+@pytest.mark.parametrize("shape_a, shape_b", MATMUL_SHAPES)
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_matmul_computes_only_the_gradients_needed(rng, shape_a, shape_b, side):
+    """With one operand a constant, backward returns None for it (no product computed) and
+    the other gradient equals the one computed when both sides need theirs."""
+    from tinynet.functional.math import MatMul
+    a, b = randn(rng, *shape_a), randn(rng, *shape_b)
+    g = randn(rng, *np.shape(a @ b))
+    both = MatMul()
+    both(tn.tensor(a, requires_grad=True), tn.tensor(b, requires_grad=True))
+    want = both.backward(g)
+    one = MatMul()
+    one(tn.tensor(a, requires_grad=side == "a"), tn.tensor(b, requires_grad=side == "b"))
+    got = one.backward(g)
+    k = "ab".index(side)
+    assert got[1 - k] is None
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-12)
+    assert got[k].shape == (a if side == "a" else b).shape
+
+
 def test_matmul_hand_computed():
     a = tn.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     b = tn.tensor([[5.0, 6.0], [7.0, 8.0]], requires_grad=True)

@@ -272,7 +272,9 @@ class MatMul(Function):
     """C = A @ B.  For 2-D: dL/dA = dL/dC @ B^T, dL/dB = A^T @ dL/dC.
 
     Batched (N-D) operands follow numpy's matmul broadcasting; the extra batch axes are
-    summed away by ``unbroadcast``.  1-D operands are promoted to matrices and back."""
+    summed away by ``unbroadcast``.  1-D operands are promoted to matrices and back.
+    A side that needs no gradient (a constant, a frozen weight) costs no product: dL/dA
+    reads only B, dL/dB only A."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -280,20 +282,26 @@ class MatMul(Function):
 
     def backward(self, grad):
         a, b = self.a, self.b
-        a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
-        b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
+        need_a, need_b = self.needs_input_grad
         g = grad                                       # put back the axes a 1-D operand lost:
         if b.ndim == 1:
             g = g[..., None]                           # ... the last (N = 1) first,
         if a.ndim == 1:
             g = g[..., None, :]                        # ... then M = 1 (works for () too)
-        grad_a = g @ b2.swapaxes(-1, -2)
-        grad_b = a2.swapaxes(-1, -2) @ g
-        if a.ndim == 1:
-            grad_a = grad_a[..., 0, :]
-        if b.ndim == 1:
-            grad_b = grad_b[..., :, 0]
-        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+        grad_a = grad_b = None
+        if need_a:
+            b2 = b[:, None] if b.ndim == 1 else b      # (K,) -> (K, 1)
+            grad_a = g @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+            grad_a = unbroadcast(grad_a, a.shape)
+        if need_b:
+            a2 = a[None, :] if a.ndim == 1 else a      # (K,) -> (1, K)
+            grad_b = a2.swapaxes(-1, -2) @ g
+            if b.ndim == 1:
+                grad_b = grad_b[..., :, 0]
+            grad_b = unbroadcast(grad_b, b.shape)
+        return grad_a, grad_b
 
 
 class Linear(Function):
