@@ -367,6 +367,26 @@ def test_init_helpers():
     assert nn.init.calculate_gain("relu") == math.sqrt(2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_and_normal_draw_the_right_distribution(dtype):
+    """uniform_ and normal_ (drawn in the tensor's dtype, then scaled and shifted): moments
+    within 5 standard errors of U(a, b)'s and N(mean, std^2)'s, every value in [a, b]."""
+    tn.manual_seed(7)
+    n = 200_000
+    w = nn.Parameter(np.empty((400, 500), dtype))
+    nn.init.uniform_(w, -3.0, 5.0)
+    u = w.data.astype(np.float64)
+    assert w.dtype == dtype and u.min() >= -3.0 and u.max() <= 5.0
+    assert abs(u.mean() - 1.0) < 5 * 8 / math.sqrt(12 * n)                 # (a + b) / 2
+    assert abs(u.var() / (64 / 12) - 1) < 5 * math.sqrt(0.8 / n)           # (b - a)^2 / 12
+    nn.init.normal_(w, mean=-2.0, std=0.5)
+    z = w.data.astype(np.float64)
+    assert w.dtype == dtype
+    assert abs(z.mean() + 2.0) < 5 * 0.5 / math.sqrt(n)
+    assert abs(z.std() / 0.5 - 1) < 5 * math.sqrt(0.5 / n)
+    assert abs((((z + 2.0) / 0.5) ** 4).mean() - 3) < 5 * math.sqrt(96 / n)  # kurtosis 3
+
+
 # ---- gradient checks (float64, random upstream gradient) --------------------------------------
 
 def test_gradcheck_linear(rng):

@@ -63,12 +63,27 @@ def _fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _draw_dtype(tensor):
+    """The dtype to draw in: the tensor's own for float32 (NumPy's Generator draws float32
+    directly: VGG-16's 138M weights in 1-2 s instead of 2-12 s for float64 draws and a
+    cast), else float64."""
+    return np.float32 if tensor.dtype == np.float32 else np.float64
+
+
 def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, _generator().uniform(a, b, size=tensor.shape))
+    """U(a, b), drawn as a + (b - a) U(0, 1)."""
+    values = _generator().random(tensor.shape, dtype=_draw_dtype(tensor))
+    values *= b - a
+    values += a
+    return _fill(tensor, values)
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, _generator().normal(mean, std, size=tensor.shape))
+    """N(mean, std^2), drawn as mean + std N(0, 1)."""
+    values = _generator().standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
+    values *= std
+    values += mean
+    return _fill(tensor, values)
 
 
 def constant_(tensor, value):
