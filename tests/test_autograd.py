@@ -226,12 +226,14 @@ def test_backward_reports_an_op_that_returns_a_wrong_shape():
 
 
 def test_inputs_on_different_devices_are_refused(monkeypatch):
-    # No GPU needed: pretend one input lives on 'cuda' by patching how devices are read.
+    # No GPU needed: pretend one input lives on 'cuda' by patching how devices are read
+    # (and that CuPy is loaded: without it the check knows every array is NumPy's).
     a = leaf([1.0, 2.0])
     b = leaf([3.0, 4.0])
     real = backend.device_of
     monkeypatch.setattr(backend, "device_of",
                         lambda array: "cuda" if array is b.data else real(array))
+    monkeypatch.setattr(backend, "cupy_loaded", lambda: True)
     with pytest.raises(ValueError, match="different devices"):
         a + b
 

@@ -13,6 +13,8 @@ raises an error that says what to install.
 Host<->device copies go through ``to_cpu`` and ``to_gpu`` only, so a test can wrap those
 two functions and count the transfers a training step makes (the answer must be zero).
 """
+import sys
+
 import numpy as np
 
 DEVICES = ("cpu", "cuda")
@@ -54,6 +56,11 @@ def is_cupy_array(array):
     if type(array) is np.ndarray:      # the common case, answered without string work
         return False
     return type(array).__module__.startswith("cupy")
+
+
+def cupy_loaded():
+    """False when no CuPy array can exist (nobody imported cupy): every array is NumPy's."""
+    return "cupy" in sys.modules
 
 
 def get_array_module(*arrays):

@@ -259,8 +259,9 @@ class BCE(Function):
 
 
 def _class_labels(labels, scores, op, scores_name, ignore_index=None):
-    """The labels as an integer array on the scores' device, checked against the scores'
-    (N, C) shape: one index per row, each in [0, C) or equal to ``ignore_index``."""
+    """(labels, any_ignored): the labels as an integer array on the scores' device, checked
+    against the scores' (N, C) shape: one index per row, each in [0, C) or equal to
+    ``ignore_index``; any_ignored says whether some row's label equals ``ignore_index``."""
     if isinstance(labels, Tensor):
         labels = labels.data
     elif not (isinstance(labels, np.ndarray) or backend.is_cupy_array(labels)):
@@ -280,14 +281,21 @@ def _class_labels(labels, scores, op, scores_name, ignore_index=None):
         raise ValueError(f"{op}: labels must have shape ({n},), one class index per row of "
                          f"{scores_name} (shape {tuple(scores.shape)}), got shape "
                          f"{tuple(labels.shape)}")
-    counted = labels if ignore_index is None else labels[labels != ignore_index]
-    if counted.size:
-        low, high = int(counted.min()), int(counted.max())
-        bad = low if low < 0 else high if high >= classes else None
-        if bad is not None:
-            raise ValueError(f"{op}: labels must be class indices in [0, {classes - 1}] for "
-                             f"{classes} classes, got {bad}")
-    return labels
+    if not labels.size:
+        return labels, False
+    # The usual case costs one min and one max: no label can equal an ignore_index
+    # outside [low, high] (the default -100 when all labels are class indices).
+    low, high = int(labels.min()), int(labels.max())
+    any_ignored = (ignore_index is not None and low <= ignore_index <= high
+                   and bool((labels == ignore_index).any()))
+    if any_ignored:
+        counted = labels[labels != ignore_index]
+        low, high = (int(counted.min()), int(counted.max())) if counted.size else (0, 0)
+    bad = low if low < 0 else high if high >= classes else None
+    if bad is not None:
+        raise ValueError(f"{op}: labels must be class indices in [0, {classes - 1}] for "
+                         f"{classes} classes, got {bad}")
+    return labels, any_ignored
 
 
 def _scores(x, name, op):
@@ -354,8 +362,8 @@ def cross_entropy(logits, labels, reduction="mean", *, weight=None, ignore_index
         if weight is not None:
             target = target * weight
         return TargetCrossEntropy(reduction, n)(logits, target)
-    labels = _class_labels(labels, logits, op, "logits", ignore_index)
-    if weight is None and label_smoothing == 0 and not (labels == ignore_index).any():
+    labels, any_ignored = _class_labels(labels, logits, op, "logits", ignore_index)
+    if weight is None and label_smoothing == 0 and not any_ignored:
         return CrossEntropy(labels, reduction)(logits)          # the common, fast case
     counted = labels != ignore_index
     rows, picked = xp.nonzero(counted)[0], labels[counted]
@@ -386,11 +394,11 @@ def nll_loss(log_probs, labels, reduction="mean", *, weight=None, ignore_index=-
     op = "nll_loss"
     reduction = check_reduction(reduction, op)
     log_probs = _scores(log_probs, "log_probs", op)
-    labels = _class_labels(labels, log_probs, op, "log_probs", ignore_index)
+    labels, any_ignored = _class_labels(labels, log_probs, op, "log_probs", ignore_index)
     weight = _class_weight(weight, log_probs, op)
-    counted = labels != ignore_index
-    if weight is None and bool(counted.all()):
+    if weight is None and not any_ignored:
         return NLLLoss(labels, reduction)(log_probs)          # the common, fast case
+    counted = labels != ignore_index
     xp = backend.get_array_module(log_probs.data)
     class_weight = xp.ones(log_probs.shape[1], log_probs.dtype) if weight is None else weight
     safe_labels = xp.where(counted, labels, 0)                # any valid index; weight 0
