@@ -367,13 +367,17 @@ def test_init_helpers():
     assert nn.init.calculate_gain("relu") == math.sqrt(2)
 
 
+@pytest.mark.parametrize("contiguous", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_uniform_and_normal_draw_the_right_distribution(dtype):
-    """uniform_ and normal_ (drawn in the tensor's dtype, then scaled and shifted): moments
-    within 5 standard errors of U(a, b)'s and N(mean, std^2)'s, every value in [a, b]."""
+def test_uniform_and_normal_draw_the_right_distribution(dtype, contiguous):
+    """uniform_ and normal_ (drawn in the tensor's dtype, into its array when contiguous,
+    then scaled and shifted): moments within 5 standard errors of U(a, b)'s and
+    N(mean, std^2)'s, every value in [a, b]."""
     tn.manual_seed(7)
     n = 200_000
-    w = nn.Parameter(np.empty((400, 500), dtype))
+    array = np.empty((400, 500), dtype) if contiguous else np.empty((500, 400), dtype).T
+    w = nn.Parameter(array)
+    assert w.data.flags.c_contiguous == contiguous
     nn.init.uniform_(w, -3.0, 5.0)
     u = w.data.astype(np.float64)
     assert w.dtype == dtype and u.min() >= -3.0 and u.max() <= 5.0
