@@ -369,10 +369,11 @@ def test_init_helpers():
 
 @pytest.mark.parametrize("contiguous", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_uniform_and_normal_draw_the_right_distribution(dtype, contiguous):
-    """uniform_ and normal_ (drawn in the tensor's dtype, into its array when contiguous,
-    then scaled and shifted): moments within 5 standard errors of U(a, b)'s and
-    N(mean, std^2)'s, every value in [a, b]."""
+def test_uniform_and_normal_draw_the_right_distribution(dtype, contiguous, monkeypatch):
+    """uniform_ and normal_ (a contiguous array filled in pieces, another in one draw):
+    moments within 5 standard errors of U(a, b)'s and N(mean, std^2)'s, every value in
+    [a, b]."""
+    monkeypatch.setattr(nn.init, "DRAW_CHUNK", 4096)
     tn.manual_seed(7)
     n = 200_000
     array = np.empty((400, 500), dtype) if contiguous else np.empty((500, 400), dtype).T
@@ -389,6 +390,24 @@ def test_uniform_and_normal_draw_the_right_distribution(dtype, contiguous):
     assert abs(z.mean() + 2.0) < 5 * 0.5 / math.sqrt(n)
     assert abs(z.std() / 0.5 - 1) < 5 * math.sqrt(0.5 / n)
     assert abs((((z + 2.0) / 0.5) ** 4).mean() - 3) < 5 * math.sqrt(96 / n)  # kurtosis 3
+
+
+@pytest.mark.parametrize("fill", ["uniform", "normal"])
+def test_init_in_pieces_draws_the_numbers_of_one_draw(fill, monkeypatch):
+    """A large tensor is filled in pieces of DRAW_CHUNK numbers; under one seed it gets the
+    numbers one draw of the whole shape gives (seeded models keep their weights)."""
+    w = nn.Parameter(np.empty((300, 70), np.float32))
+    draw = {"uniform": lambda g: g.uniform(-0.5, 0.5, size=w.shape),
+            "normal": lambda g: g.normal(1.0, 2.0, size=w.shape)}[fill]
+    tn.manual_seed(3)
+    want = draw(tn.random.get_generator()).astype(np.float32)
+    monkeypatch.setattr(nn.init, "DRAW_CHUNK", 1000)        # 21 pieces, the last one short
+    tn.manual_seed(3)
+    if fill == "uniform":
+        nn.init.uniform_(w, -0.5, 0.5)
+    else:
+        nn.init.normal_(w, 1.0, 2.0)
+    np.testing.assert_array_equal(w.data, want)
 
 
 # ---- gradient checks (float64, random upstream gradient) --------------------------------------
