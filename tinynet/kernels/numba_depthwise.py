@@ -292,7 +292,7 @@ def _backward_weight_cl(gy, x, sh, sw, ph, pw, gw_last):
 
 
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
-# MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.5-3x faster that
+# MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.1-4x faster that
 # way, 16x16 and larger slower (the two transposes cost more than the short rows).
 CHANNELS_LAST_MAX_PIXELS = 64
 
