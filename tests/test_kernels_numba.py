@@ -176,6 +176,26 @@ def test_max_pool_2x2_fast_path(shape, dtype):
         np.testing.assert_array_equal(argmax, argmax_ref)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4, 32, 32), (2, 3, 17, 9), (1, 5, 6, 66)])
+def test_max_pool_2x2_planes_with_and_without_nan(shape, dtype):
+    """The 2x2 kernel's NaN-free path and its redo of planes that hold a NaN: NaN, +-inf,
+    +-0 (equal, so the first wins) and ties in some planes, none in others."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)            # many ties
+    x[0, 0] = rng.standard_normal(shape[2:])
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype)
+    for n, c in [(0, 1), (shape[0] - 1, shape[1] - 1)]:          # NaN in these planes only
+        flat = x[n, c].reshape(-1)
+        flat[rng.choice(flat.size, size=12, replace=False)] = np.resize(specials, 12)
+    x[-1, 0, -1, -1] = np.nan              # outside every window when H or W is odd
+    y, argmax = fast.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    y_ref, argmax_ref = ref.max_pool2d_forward(x.astype(np.float64), (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))       # NaN where NaN
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref))
+
+
 @pytest.mark.parametrize("kernel, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1))])
 def test_max_pool_nan_wins_like_pytorch(kernel, stride):
     # a NaN is the maximum; of two NaNs in a window the last one wins (PyTorch's CPU rule)

@@ -10,7 +10,7 @@ plus leaky_relu, relu6, and softmax / log_softmax, which turn a row of scores in
 probabilities (log-probabilities).  All are elementwise except softmax and log_softmax,
 which mix the entries along one ``axis``.  Every op keeps its input's dtype.
 """
-from .. import backend
+from .. import backend, kernels
 from ..autograd import Function
 from ._checks import check_axis, check_number, float_tensor, resolve_axis
 
@@ -22,15 +22,34 @@ class ReLU(Function):
     in PyTorch; at eta = NaN the output is NaN and, as in PyTorch, the slope 1)."""
 
     def forward(self, x):
-        self.y = backend.get_array_module(x).maximum(x, 0)
+        fast = _numba_relu(x)
+        if fast is not None:                # the same in one compiled pass
+            self.y = fast.relu_forward(x)
+        else:
+            self.y = backend.get_array_module(x).maximum(x, 0)
         return self.y           # kept instead of a mask: the next layer holds it anyway
 
     def backward(self, grad):
-        xp = backend.get_array_module(grad)
         y = self.y
+        fast = _numba_relu(grad)
+        if fast is not None and grad.shape == y.shape and grad.dtype == y.dtype:
+            return fast.relu_backward(grad, y)
+        xp = backend.get_array_module(grad)
         slope = ((y > 0) | xp.isnan(y)).astype(grad.dtype)   # 1 where eta > 0 or NaN
         slope *= grad                               # in place: one array, two passes
         return slope
+
+
+# Below this many elements the NumPy code above is as fast (a compiled call has a fixed cost).
+_NUMBA_RELU_MIN_SIZE = 1 << 12
+
+
+def _numba_relu(array):
+    """kernels/numba_activation.py when the Numba kernels run on this (C-contiguous, large
+    enough) array, else None: the NumPy code, the kernels' reference, runs."""
+    if array.size < _NUMBA_RELU_MIN_SIZE or not array.flags.c_contiguous:
+        return None
+    return kernels.numba_module("numba_activation", array)
 
 
 class LeakyReLU(Function):
