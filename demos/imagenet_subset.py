@@ -178,7 +178,10 @@ def build_parser():
     p.add_argument("--crop", type=int, default=56,
                    help="training crop size (random crops of the photos; eval uses the full photo)")
     p.add_argument("--padding", type=int, default=0,
-                   help="reflect padding before the random crop")
+                   help="reflect padding before the random crop (with --min-scale 1)")
+    p.add_argument("--min-scale", type=float, default=1.0,
+                   help="below 1: random-resized crops (scale augmentation) of at least this "
+                        "fraction of the photo's area, resized to --crop; 1: plain random crops")
     p.add_argument("--batch-size", type=int, default=64, help="training batch size")
     p.add_argument("--lr", type=float, default=0.2, help="one-cycle peak learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
@@ -248,8 +251,9 @@ def main(argv=None):
     names = class_names(data_dir, wnids)
     mean, std = data.channel_mean_std(train_x)
     normalize = data.BatchNormalize(mean, std)
-    augment = data.Compose([data.BatchRandomCrop(args.crop, padding=args.padding),
-                            data.BatchRandomFlip(), normalize])
+    crop = (data.BatchRandomResizedCrop(args.crop, scale=(args.min_scale, 1.0))
+            if args.min_scale < 1 else data.BatchRandomCrop(args.crop, padding=args.padding))
+    augment = data.Compose([crop, data.BatchRandomFlip(), normalize])
     train_loader = data.DataLoader(data.ArrayDataset(train_x, train_y, transform=augment),
                                    batch_size=args.batch_size, shuffle=True, seed=args.seed)
     val_loader = data.DataLoader(data.ArrayDataset(val_x, val_y, transform=normalize),
@@ -324,7 +328,7 @@ def main(argv=None):
         "data": os.path.abspath(data_dir),
         "train_images": int(len(train_x)), "val_images": int(len(val_x)),
         "classes": names,
-        "recipe": {k: getattr(args, k) for k in ("epochs", "crop", "padding", "batch_size", "lr",
+        "recipe": {k: getattr(args, k) for k in ("epochs", "crop", "padding", "min_scale", "batch_size", "lr",
                                                  "weight_decay", "label_smoothing", "channels",
                                                  "seed")},
     }

@@ -127,6 +127,63 @@ def test_batch_crop_matches_per_image_crop_and_is_seeded():
         data.BatchRandomCrop(9)(x)
 
 
+def test_random_resized_crop_boxes_follow_scale_and_ratio():
+    crop = data.BatchRandomResizedCrop(8, scale=(0.3, 0.7), ratio=(0.5, 2.0))
+    tn.manual_seed(0)
+    top, left, bh, bw = crop.boxes(2000, 40, 50, tn.random.get_generator())
+    area = bh * bw / (40 * 50)
+    # rounding the sides moves the area and ratio a little; the whole-image fallback is rare
+    assert ((area > 0.3 - 0.05) & (area < 0.7 + 0.05)).mean() > 0.99
+    assert ((bw / bh > 0.5 * 0.9) & (bw / bh < 2.0 * 1.1)).mean() > 0.99
+    assert (top >= 0).all() and (top + bh <= 40).all() and (left >= 0).all()
+    assert (left + bw <= 50).all()
+    assert 0.45 < area.mean() < 0.55                           # uniform in [0.3, 0.7]
+    # log-uniform ratio: symmetric about 1 on a square image (on 40x50 wide boxes fit more
+    # often, so the accepted draws lean wide, as torchvision's)
+    _, _, bh, bw = crop.boxes(2000, 40, 40, tn.random.get_generator())
+    assert np.mean(np.log(bw / bh)) == pytest.approx(0, abs=0.04)
+
+
+def test_random_resized_crop_is_bilinear_inside_the_box():
+    # the whole 2x2 image upsampled to 4x4: source rows at (i + 0.5) / 2 - 0.5, clamped:
+    # 0, 0.25, 0.75, 1 -> by hand, rows [a, .75a + .25b, .25a + .75b, b]
+    x = np.array([[0.0, 4.0], [8.0, 12.0]], dtype=np.float32).reshape(1, 1, 2, 2)
+    up = data.BatchRandomResizedCrop(4, scale=(1, 1), ratio=(1, 1))(x)
+    line = np.array([0.0, 1.0, 3.0, 4.0])
+    np.testing.assert_allclose(up[0, 0], line[None, :] + 2 * line[:, None])
+    rng = np.random.default_rng(0)
+    same = rng.integers(0, 256, (3, 3, 7, 7), dtype=np.uint8)
+    full = data.BatchRandomResizedCrop(7, scale=(1, 1), ratio=(1, 1))
+    np.testing.assert_array_equal(full(same), same)             # box = image, same size
+    assert full(same).dtype == np.uint8
+
+
+def test_random_resized_crop_equals_torch_interpolate_on_each_box():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).uniform(0, 255, (16, 3, 24, 20)).astype(np.float32)
+    crop = data.BatchRandomResizedCrop((12, 10), scale=(0.2, 1.0))
+    tn.manual_seed(3)
+    out = crop(x)
+    tn.manual_seed(3)
+    top, left, bh, bw = crop.boxes(16, 24, 20, tn.random.get_generator())
+    for i in range(16):
+        box = torch.from_numpy(x[i:i + 1, :, top[i]:top[i] + bh[i], left[i]:left[i] + bw[i]])
+        ref = torch.nn.functional.interpolate(box, size=(12, 10), mode="bilinear",
+                                              align_corners=False).numpy()
+        np.testing.assert_allclose(out[i:i + 1], ref, rtol=1e-5, atol=1e-3)
+    tn.manual_seed(3)
+    np.testing.assert_array_equal(crop(x), out)                  # seeded: the same crops
+
+
+def test_random_resized_crop_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="scale"):
+        data.BatchRandomResizedCrop(8, scale=(0.5, 1.5))
+    with pytest.raises(ValueError, match="ratio"):
+        data.BatchRandomResizedCrop(8, ratio=(0, 1))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        data.BatchRandomResizedCrop(8)(np.zeros((3, 8, 8), np.uint8))
+
+
 def test_batch_flip_and_normalize():
     x = np.arange(2 * 3 * 2 * 4, dtype=np.uint8).reshape(2, 3, 2, 4)
     np.testing.assert_array_equal(data.BatchRandomFlip(p=1.0)(x), x[..., ::-1])

@@ -492,6 +492,77 @@ class BatchRandomCrop:
         return f"BatchRandomCrop({self.size}, padding={self.padding}, padding_mode={self.padding_mode!r})"
 
 
+class BatchRandomResizedCrop:
+    """Inception-style scale augmentation, per image of an (N, C, H, W) batch, as
+    torchvision's RandomResizedCrop: pick a box of area ``s * H * W`` (s uniform in
+    ``scale``) and aspect ratio w/h log-uniform in ``ratio`` (10 tries, then the whole
+    image), then resize the box to ``size`` with bilinear interpolation (pixel centres,
+    align_corners=False).  uint8 in -> uint8 out (rounded), float in -> float32 out.
+
+    Each output pixel (i, j) of image n samples the box at
+        y = top_n + (i + 0.5) * box_h_n / out_h - 0.5,   x likewise (kept inside the box),
+    mixing the neighbouring pixels by their distances: rows first, then columns, each a
+    gather over the whole batch, no loop over images."""
+
+    def __init__(self, size, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.size = _size_pair(size, "BatchRandomResizedCrop")
+        if not (0 < scale[0] <= scale[1] <= 1):
+            raise ValueError(f"BatchRandomResizedCrop: scale must be (min, max) with "
+                             f"0 < min <= max <= 1, got {scale!r}")
+        if not (0 < ratio[0] <= ratio[1]):
+            raise ValueError(f"BatchRandomResizedCrop: ratio must be (min, max) with "
+                             f"0 < min <= max, got {ratio!r}")
+        self.scale, self.ratio = tuple(scale), tuple(ratio)
+
+    def boxes(self, n, h, w, rng, tries=10):
+        """(top, left, box_h, box_w) per image, each an int array of length n."""
+        area = rng.uniform(*self.scale, size=(n, tries)) * h * w
+        aspect = np.exp(rng.uniform(*np.log(self.ratio), size=(n, tries)))
+        bw = np.rint(np.sqrt(area * aspect)).astype(int)
+        bh = np.rint(np.sqrt(area / aspect)).astype(int)
+        fits = (bw >= 1) & (bw <= w) & (bh >= 1) & (bh <= h)
+        first = fits.argmax(axis=1)                 # the first try that fits ...
+        rows = np.arange(n)
+        bh = np.where(fits.any(axis=1), bh[rows, first], h)     # ... else the whole image
+        bw = np.where(fits.any(axis=1), bw[rows, first], w)
+        top = rng.integers(0, h - bh + 1)
+        left = rng.integers(0, w - bw + 1)
+        return top, left, bh, bw
+
+    def __call__(self, images):
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"BatchRandomResizedCrop: images must be (N, C, H, W), "
+                             f"got {images.shape}")
+        n, _, h, w = images.shape
+        out_h, out_w = self.size
+        top, left, bh, bw = self.boxes(n, h, w, _generator())
+
+        def coordinates(start, extent, out):      # (n, out): the two source pixels, weight
+            pos = (np.arange(out) + 0.5) * (extent[:, None] / out) - 0.5
+            pos = np.clip(pos, 0, extent[:, None] - 1)        # inside the box, as torchvision
+            low = np.floor(pos).astype(int)
+            high = np.minimum(low + 1, extent[:, None] - 1)
+            return start[:, None] + low, start[:, None] + high, (pos - low).astype(np.float32)
+
+        y0, y1, fy = coordinates(top, bh, out_h)
+        x0, x1, fx = coordinates(left, bw, out_w)
+        # separable: mix two rows per output row, then two columns per output column
+        rows = np.take_along_axis(images, y0[:, None, :, None], axis=2).astype(np.float32)
+        rows *= 1 - fy[:, None, :, None]
+        rows += np.take_along_axis(images, y1[:, None, :, None], axis=2) * fy[:, None, :, None]
+        out = np.take_along_axis(rows, x0[:, None, None, :], axis=3)
+        out *= 1 - fx[:, None, None, :]
+        out += np.take_along_axis(rows, x1[:, None, None, :], axis=3) * fx[:, None, None, :]
+        if images.dtype == np.uint8:
+            return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return out
+
+    def __repr__(self):
+        return (f"BatchRandomResizedCrop({self.size}, scale={self.scale}, "
+                f"ratio={tuple(round(r, 4) for r in self.ratio)})")
+
+
 class BatchRandomFlip:
     """Mirror each (C, H, W) image of the batch left-right with probability p."""
 
