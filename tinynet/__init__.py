@@ -23,7 +23,8 @@ What is where, in reading order:
                      im2col.py (one matrix product), cpu_numba.py, gpu_cupy.py
     nn/              Module (parameters, train/eval, state_dict, hooks) and the layers
     optim.py         SGD, Adam, learning-rate schedulers
-    data.py          Dataset, DataLoader, ImageFolder, transforms
+    data.py          Dataset, DataLoader, ImageFolder, ArrayDataset
+    transforms.py    per-image and batch transforms (re-exported by data)
     training.py      fit / evaluate: progress bars, checkpoints, resume after Ctrl-C
     io.py            save / load weights as .npz (no pickle, written atomically)
     models.py        ready architectures
