@@ -52,6 +52,9 @@ from .. import backend
 
 from ..geometry import conv_output_size, pair  # noqa: F401  (tinynet.kernels.pair, as before)
 from .scratch import recycle  # noqa: F401  (Conv2d.release gives its saved col back)
+from .scratch import _keep_freed_memory_by_default, keep_freed_memory  # noqa: F401
+
+_keep_freed_memory_by_default()     # why: scratch.py's docstring
 
 # ---- choosing an implementation ------------------------------------------------------------
 

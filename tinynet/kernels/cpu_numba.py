@@ -41,7 +41,7 @@ from ..geometry import batch_step, conv_output_hw, is_depthwise
 from .numba_pool import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401 (interface)
                          max_pool2d_backward, max_pool2d_forward)
 from .numba_threads import run as _run
-from .scratch import new_buffer, scratch
+from .scratch import empty, new_buffer, scratch
 
 
 # ---- index helpers (compiled inline) --------------------------------------------------------
@@ -173,7 +173,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     n, c = x.shape[:2]
     o = weight.shape[0]
     kh, kw, oh, ow = _geometry(x.shape, weight.shape, stride, padding, dilation)
-    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    y = empty((n, o, oh, ow), x.dtype)
     if is_depthwise(weight.shape, groups):
         _run(_depthwise_forward, n * o, y.size, x, weight,
              *_flat(stride, padding, dilation), y)
@@ -197,7 +197,7 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     n, c = x_shape[:2]
     o = weight.shape[0]
     kh, kw, oh, ow = _geometry(x_shape, weight.shape, stride, padding, dilation)
-    grad_x = np.empty(x_shape, dtype=grad_y.dtype)
+    grad_x = empty(x_shape, grad_y.dtype)
     if is_depthwise(weight.shape, groups):
         _run(_depthwise_backward_input, n * c, grad_x.size, grad_y, weight,
              *_flat(stride, padding, dilation), grad_x)
@@ -223,7 +223,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     o = weight_shape[0]
     kh, kw, oh, ow = _geometry(x.shape, weight_shape, stride, padding, dilation)
     if is_depthwise(weight_shape, groups):
-        grad_w = np.empty(weight_shape, dtype=grad_y.dtype)
+        grad_w = empty(weight_shape, grad_y.dtype)
         _run(_depthwise_backward_weight, grad_w.size, grad_y.size * kh * kw, grad_y, x,
              *_flat(stride, padding, dilation), grad_w)
         return grad_w

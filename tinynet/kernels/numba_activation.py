@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from .numba_threads import run
+from .scratch import empty_like
 
 BLOCK = 1 << 14
 
@@ -45,7 +46,7 @@ def _blocks(size):
 
 def relu_forward(x):
     """max(x, 0) of a C-contiguous float array, as a new array."""
-    y = np.empty_like(x)
+    y = empty_like(x)
     run(_relu_forward, _blocks(x.size), x.size, x.reshape(-1), y.reshape(-1))
     return y
 
@@ -53,7 +54,7 @@ def relu_forward(x):
 def relu_backward(grad, y):
     """dL/dx = dL/dy where y > 0 or y is NaN, else dL/dy * 0; C-contiguous arrays of one
     shape.  The result has grad's dtype."""
-    gx = np.empty_like(grad)
+    gx = empty_like(grad)
     run(_relu_backward, _blocks(grad.size), 2 * grad.size, grad.reshape(-1), y.reshape(-1),
         gx.reshape(-1))
     return gx

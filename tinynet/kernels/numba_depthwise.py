@@ -32,6 +32,7 @@ from numba import njit
 
 from ..geometry import conv_output_size
 from .numba_threads import run
+from .scratch import empty
 
 
 def applies(x_shape, weight_shape, stride, padding, dilation, groups):
@@ -315,7 +316,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     n, c, h, w = x.shape
     oh = conv_output_size(h, 3, stride[0], padding[0])
     ow = conv_output_size(w, 3, stride[1], padding[1])
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    y = empty((n, c, oh, ow), x.dtype)
     _forward_into(x, weight, stride, padding, y)
     return y, None
 
@@ -335,7 +336,7 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
     grad_y = np.ascontiguousarray(grad_y)
     weight = np.ascontiguousarray(weight, dtype=grad_y.dtype)
-    grad_x = np.empty(x_shape, dtype=grad_y.dtype)
+    grad_x = empty(x_shape, grad_y.dtype)
     stride_1 = tuple(stride) == (1, 1)
     if max(padding) <= 2 and (stride_1 or not _channels_last(x_shape)):
         # dL/dx = the stride-1 correlation of dL/dy, padded by 2 - P (and on the bottom and
@@ -368,6 +369,6 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         grad_w_last = np.empty((3, 3, weight_shape[0]), dtype=np.float64)
         _backward_weight_cl(grad_y, x, *geometry, grad_w_last)
         return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
-    grad_w = np.empty(weight_shape, dtype=grad_y.dtype)
+    grad_w = empty(weight_shape, grad_y.dtype)
     run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, *geometry, grad_w)
     return grad_w

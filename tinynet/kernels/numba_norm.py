@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from .numba_threads import run
+from .scratch import empty_like
 
 _REASSOC = {"reassoc"}
 
@@ -120,7 +121,7 @@ def normalize(x, mean, inv_std, weight, bias):
     scale = inv_std if weight is None else inv_std * weight
     dtype = x3.dtype
     offset = np.zeros(x3.shape[1], dtype) if bias is None else bias
-    y = np.empty_like(x3)
+    y = empty_like(x3)
     run(_affine, x3.shape[0] * x3.shape[1], x3.size, x3, np.asarray(mean, dtype=dtype),
         np.asarray(scale, dtype=dtype), np.asarray(offset, dtype=dtype), y)
     return y.reshape(np.shape(x))
@@ -135,7 +136,7 @@ def batch_norm_backward(grad, x, mean, inv_std, weight, training, need_weight, n
     dtype = x3.dtype
     inv_std = np.asarray(inv_std, dtype=np.float64)
     a = inv_std if weight is None else inv_std * np.asarray(weight, dtype=np.float64)
-    grad_x = np.empty_like(x3)
+    grad_x = empty_like(x3)
     sum_grad = sum_centered = None
     if training or need_weight or need_bias:
         sum_grad, sum_centered = np.empty(c), np.empty(c)

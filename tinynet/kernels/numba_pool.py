@@ -13,6 +13,7 @@ from numba import njit
 
 from ..geometry import conv_output_hw
 from .numba_threads import run as _run
+from .scratch import empty
 
 
 @njit(cache=True, inline="always")
@@ -172,8 +173,8 @@ def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx, t0, t1):
 def max_pool2d_forward(x, kernel, stride, padding):
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
-    y = np.empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), dtype=x.dtype)
-    argmax = np.empty(y.shape, dtype=np.int64)
+    y = empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), x.dtype)
+    argmax = empty(y.shape, np.int64)
     if tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0):
         _run(_max_pool_2x2_forward_fast, n * c, x.size, x, y, argmax)
         return y, argmax
@@ -187,7 +188,7 @@ def max_pool2d_backward(grad_y, argmax, x_shape):
     outputs = grad_y.shape[2] * grad_y.shape[3]          # not -1: N = 0 must work too
     gy = np.ascontiguousarray(grad_y).reshape(n, c, outputs)
     where = np.ascontiguousarray(argmax, dtype=np.int64).reshape(n, c, outputs)
-    grad_x = np.empty((n, c, h * w), dtype=grad_y.dtype)
+    grad_x = empty((n, c, h * w), grad_y.dtype)
     _run(_max_pool_backward, n * c, grad_x.size, gy, where, grad_x)
     return grad_x.reshape(x_shape)
 
@@ -195,7 +196,7 @@ def max_pool2d_backward(grad_y, argmax, x_shape):
 def avg_pool2d_forward(x, kernel, stride, padding):
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
-    y = np.empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), dtype=x.dtype)
+    y = empty((n, c) + conv_output_hw(x.shape, kernel, stride, padding), x.dtype)
     _run(_avg_pool_forward, n * c, x.size, x, kernel[0], kernel[1], stride[0], stride[1],
          padding[0], padding[1], y)
     return y
@@ -203,7 +204,7 @@ def avg_pool2d_forward(x, kernel, stride, padding):
 
 def avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding):
     grad_y = np.ascontiguousarray(grad_y)
-    grad_x = np.empty(x_shape, dtype=grad_y.dtype)
+    grad_x = empty(x_shape, grad_y.dtype)
     _run(_avg_pool_backward, x_shape[0] * x_shape[1], grad_x.size, grad_y, kernel[0],
          kernel[1], stride[0], stride[1], padding[0], padding[1], grad_x)
     return grad_x

@@ -61,6 +61,7 @@ from numba import njit
 
 from ..geometry import conv_output_hw
 from .numba_threads import run
+from .scratch import empty
 
 # The 1-D transforms of F(2, 3) (see above); the 2-D ones apply each along both axes.
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -241,7 +242,7 @@ def input_transform(x, padding, th, tw):
     (ph, pw), hp, wp = padding, 2 * th + 2, 2 * tw + 2
     x_pad = np.zeros((n, c, hp, wp), dtype=x.dtype)
     x_pad[:, :, ph:ph + h, pw:pw + w] = x[:, :, :hp - ph, :wp - pw]
-    v = np.empty((16, n * th * tw, c), dtype=x.dtype)
+    v = empty((16, n * th * tw, c), x.dtype)
     run(_input_tiles, n * th, 4 * x.size, x_pad, th, tw, v)
     return v
 
@@ -250,7 +251,7 @@ def _batched(a, b, transpose_a=False):
     """a[k] @ b[k] (or a[k]^T @ b[k]) for k = 0..15, each a plain 2-D product handed to
     BLAS (np.matmul on stacks with a transposed operand may not use BLAS)."""
     rows = a.shape[2] if transpose_a else a.shape[1]
-    out = np.empty((a.shape[0], rows, b.shape[2]), dtype=a.dtype)
+    out = empty((a.shape[0], rows, b.shape[2]), a.dtype)
     for k in range(a.shape[0]):
         np.matmul(a[k].T if transpose_a else a[k], b[k], out=out[k])
     return out
@@ -263,7 +264,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     oh, ow, th, tw = _tiles(x.shape, padding)
     v = input_transform(x, padding, th, tw)                     # (16, N T, C)
     m = _batched(v, kernel_transform(weight))                   # (16, N T, O)
-    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    y = empty((n, o, oh, ow), x.dtype)
     run(_output_tiles, n * th, m.size, m, th, tw, y)
     return y, None   # nothing saved: dL/dW rebuilds what it needs
 
@@ -286,7 +287,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     n, o = grad_y.shape[:2]
     _, _, th, tw = _tiles(x.shape, padding)
     v = input_transform(x, padding, th, tw)                     # (16, N T, C)
-    dm = np.empty((16, n * th * tw, o), dtype=grad_y.dtype)
+    dm = empty((16, n * th * tw, o), grad_y.dtype)
     run(_output_grad_tiles, n * th, dm.size, grad_y, th, tw, dm)
     du_t = _batched(v, dm, transpose_a=True)                    # (16, C, O) = dU^T
     du = du_t.astype(np.float64).reshape(4, 4, *du_t.shape[1:])
