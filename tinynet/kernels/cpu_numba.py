@@ -57,6 +57,11 @@ def _valid_range(offset, stride, size, count):
 
 # ---- im2col / col2im ---------------------------------------------------------------------
 
+# Inner loops run over 1-D row views with indices counted from 0.  Why: Numba wraps negative
+# indices (x[-1] is the last element), so an index that might be negative, such as
+# j * SW + offset, costs a check per element and keeps LLVM from vectorising the loop; over
+# views, im2col and col2im ran 1.5-3x faster on the demo's layers.
+
 @njit(cache=True, nogil=True)
 def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col, t0, t1):
     """col[(c, u, v), n, i*OW + j] = x[n, c, i SH + u DH - PH, j SW + v DW - PW] (0 outside)."""
@@ -69,19 +74,27 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col, t0, t1):
         v = r % kw
         off = v * dw - pw
         b0, b1 = _valid_range(off, sw, w_, ow)
+        out = col[r, n]
         for i in range(oh):
             h = i * sh - ph + u * dh
-            base = i * ow
+            row = out[i * ow:(i + 1) * ow]
             if h < 0 or h >= h_:
                 for j in range(ow):
-                    col[r, n, base + j] = 0
+                    row[j] = 0
                 continue
             for j in range(b0):
-                col[r, n, base + j] = 0
-            for j in range(b0, b1):
-                col[r, n, base + j] = x[n, c, h, j * sw + off]
+                row[j] = 0
+            if sw == 1:
+                inside = row[b0:b1]
+                source = x[n, c, h, b0 + off:b1 + off]
+                for j in range(inside.size):
+                    inside[j] = source[j]
+            else:
+                source = x[n, c, h]
+                for j in range(b0, b1):
+                    row[j] = source[j * sw + off]
             for j in range(b1, ow):
-                col[r, n, base + j] = 0
+                row[j] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -101,13 +114,20 @@ def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx, t0, t1):
                 r = (c * kh + u) * kw + v
                 off = v * dw - pw
                 b0, b1 = _valid_range(off, sw, w_, ow)
+                columns = col[r, n]
                 for i in range(oh):
                     h = i * sh - ph + u * dh
                     if h < 0 or h >= h_:
                         continue
-                    base = i * ow
-                    for j in range(b0, b1):
-                        plane[h, j * sw + off] += col[r, n, base + j]
+                    source = columns[i * ow + b0:i * ow + b1]
+                    if sw == 1:
+                        target = plane[h, b0 + off:b1 + off]
+                        for j in range(source.size):
+                            target[j] += source[j]
+                    else:
+                        target = plane[h]
+                        for j in range(source.size):
+                            target[(b0 + j) * sw + off] += source[j]
 
 
 @njit(cache=True, nogil=True)
@@ -117,8 +137,10 @@ def _swap01(src, dst, t0, t1):
     for t in range(t0, t1):
         a = t // b_
         b = t - a * b_
-        for q in range(src.shape[2]):      # an explicit loop: much faster than a slice copy
-            dst[b, a, q] = src[a, b, q]
+        source = src[a, b]
+        target = dst[b, a]
+        for q in range(source.size):       # an explicit loop: much faster than a slice copy
+            target[q] = source[q]
 
 
 def _geometry(x_shape, w_shape, stride, padding, dilation):
