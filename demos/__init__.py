@@ -1,1 +1,5 @@
 """Runnable demos: ``python -m demos.xor`` (no data needed) and the ImageNet-subset demo."""
+
+# tinynet first, before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT, which OpenBLAS
+# reads only when NumPy loads it (see tinynet/kernels/numba_threads.py).
+import tinynet  # noqa: E402,F401

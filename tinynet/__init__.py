@@ -45,6 +45,15 @@ Demos: ``python -m demos.xor`` (the lecture's XOR example: a line fails, one hid
 learns it, backpropagation printed layer by layer).  Explanations of tinynet models are in
 the sibling package ``explain`` (``help(explain)``).
 """
+import os as _os
+import sys as _sys
+
+if "numpy" not in _sys.modules:
+    # OpenBLAS reads this when NumPy loads it: its worker threads then sleep between calls
+    # instead of spinning, which frees the cores for the Numba kernels' threads
+    # (kernels/numba_threads.py has the measurements).  A value already set is kept.
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import cuda_available
 from .trace import BackwardTrace, trace_backward

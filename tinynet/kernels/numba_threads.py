@@ -17,11 +17,31 @@ from concurrent.futures import ThreadPoolExecutor
 # worker thread costs tens of microseconds).
 MIN_ELEMENTS_TO_SPLIT = 1 << 15
 
-# Threads for the Numba kernels (BLAS has its own).  Default 1: on the 2-core machine the
-# benchmarks ran on, splitting these memory-bound loops over 2 threads gained nothing (one
-# core nearly saturates memory bandwidth) and the hand-off sometimes stalled for 0.1-0.2 s
-# when BLAS's worker threads were still spinning.  TINYNET_KERNEL_THREADS=N changes it.
-THREADS = max(1, int(os.environ.get("TINYNET_KERNEL_THREADS", "1") or 1))
+# Threads for the Numba kernels (BLAS has its own).  After each call, OpenBLAS's worker
+# threads spin on the other cores for up to 2^28 cycles (about 0.1 s) before they sleep, so
+# a Numba worker thread started then finds its core taken: splitting gained nothing and the
+# hand-off sometimes stalled for 0.1-0.2 s.  With OPENBLAS_THREAD_TIMEOUT=4 the BLAS workers
+# sleep at once (``import tinynet`` sets it when NumPy is not loaded yet; OpenBLAS reads it
+# when NumPy loads it), and two kernel threads pay: the demo's training step 15% and its
+# evaluation 22% faster on the 2-vCPU AMD EPYC, alternated; either change alone gained
+# nothing.  So: every core this process may use when the BLAS workers sleep, else 1.
+# TINYNET_KERNEL_THREADS=N overrides.
+BLAS_TIMEOUT_THAT_SLEEPS = 4      # OpenBLAS's minimum: 2^4 cycles of spinning
+
+
+def default_threads(environ=os.environ):
+    """The number of kernel threads for these environment variables (see above)."""
+    chosen = (environ.get("TINYNET_KERNEL_THREADS") or "").strip()
+    if chosen:
+        return max(1, int(chosen))
+    timeout = (environ.get("OPENBLAS_THREAD_TIMEOUT") or "").strip()
+    if timeout.isdigit() and int(timeout) <= BLAS_TIMEOUT_THAT_SLEEPS:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)
+    return 1
+
+
+THREADS = default_threads()
 _pool = None
 
 

@@ -1,0 +1,94 @@
+"""kernels/numba_threads.py: how many threads the Numba kernels use, and that splitting the
+work over threads never changes a result.
+
+The rule (measured reasons in numba_threads.py): every usable core when OpenBLAS's workers
+sleep between calls (OPENBLAS_THREAD_TIMEOUT <= 4, which ``import tinynet`` sets when NumPy
+is not loaded yet), else one thread; TINYNET_KERNEL_THREADS overrides.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from tinynet.kernels import numba_activation, numba_norm, numba_pool, numba_threads  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, 1),
+    ({"OPENBLAS_THREAD_TIMEOUT": "28"}, 1),             # OpenBLAS's default spin
+    ({"OPENBLAS_THREAD_TIMEOUT": "4"}, CORES),
+    ({"OPENBLAS_THREAD_TIMEOUT": "4", "TINYNET_KERNEL_THREADS": "3"}, 3),
+    ({"TINYNET_KERNEL_THREADS": "2"}, 2),
+    ({"TINYNET_KERNEL_THREADS": "0"}, 1),
+])
+def test_default_threads(environ, expected):
+    assert numba_threads.default_threads(environ) == expected
+
+
+_REPORT = ("import os, json, tinynet; from tinynet.kernels import numba_threads as t; "
+           "print(json.dumps([os.environ.get('OPENBLAS_THREAD_TIMEOUT'), t.THREADS]))")
+
+
+def _report(prelude, **environ):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "TINYNET_KERNEL_THREADS")}
+    env.update(environ)
+    out = subprocess.run([sys.executable, "-c", prelude + _REPORT], env=env, cwd=str(ROOT),
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_tinynet_first_lets_blas_threads_sleep_and_uses_every_core():
+    assert _report("") == ["4", CORES]
+
+
+def test_numpy_loaded_first_keeps_one_kernel_thread():
+    # OpenBLAS has read its environment already; setting the variable now would change
+    # nothing, so tinynet leaves it unset and the kernels stay on one thread
+    assert _report("import numpy; ") == [None, 1]
+
+
+def test_a_users_blas_setting_is_kept():
+    assert _report("", OPENBLAS_THREAD_TIMEOUT="20") == ["20", 1]
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    def use(n):
+        monkeypatch.setattr(numba_threads, "THREADS", n)
+        monkeypatch.setattr(numba_threads, "MIN_ELEMENTS_TO_SPLIT", 0)
+    return use
+
+
+def _all_kernels(rng):
+    x = rng.standard_normal((3, 5, 8, 6)).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    y = numba_activation.relu_forward(x)
+    mean, var = numba_norm.channel_mean_var(x)
+    inv_std = 1 / np.sqrt(var + 1e-5)
+    weight = rng.standard_normal(5)
+    pooled, argmax = numba_pool.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    return [y, numba_activation.relu_backward(grad, y), mean, var,
+            numba_norm.normalize(x, mean, inv_std, weight, rng.standard_normal(5)),
+            *[g for g in numba_norm.batch_norm_backward(grad, x, mean, inv_std, weight,
+                                                        True, True, True)],
+            pooled, argmax, numba_pool.max_pool2d_backward(grad[:, :, ::2, ::2], argmax,
+                                                           x.shape)]
+
+
+def test_splitting_over_threads_changes_no_bit(threads):
+    threads(1)
+    one = _all_kernels(np.random.default_rng(0))
+    threads(3)
+    split = _all_kernels(np.random.default_rng(0))
+    for i, (a, b) in enumerate(zip(one, split)):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"output {i} differs when split"
