@@ -132,12 +132,13 @@ def test_gradcheck_padding_same_with_uneven_split(rng):
 
 
 def test_gradcheck_catches_a_wrong_backward(monkeypatch, rng):
-    """The check above can fail: a transposed weight gradient is caught."""
-    original = kernels.conv2d_backward_weight
+    """The check above can fail: a weight gradient flipped upside down is caught."""
+    original = kernels.conv2d_backward
 
     def wrong(*args):
-        return original(*args)[:, :, ::-1, :].copy()
-    monkeypatch.setattr(kernels, "conv2d_backward_weight", wrong)
+        grad_x, grad_w = original(*args)
+        return grad_x, grad_w[:, :, ::-1, :].copy()
+    monkeypatch.setattr(kernels, "conv2d_backward", wrong)
     x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((2, 2, 3, 3))
     with pytest.raises(tn.GradcheckError):
         tn.gradcheck(lambda x, w: F.conv2d(x, w, padding=1), x, w)

@@ -252,3 +252,39 @@ def test_saved_col_gives_the_same_weight_gradient(monkeypatch):
     monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 27 * 36 * 8)    # one example's col
     assert fast.conv2d_forward(x, w, *geometry, save=True)[1] is None
     assert_close(fast.conv2d_backward_weight(gy, x, w.shape, *geometry), expected, np.float64)
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("groups, need", [(1, (True, True)), (2, (True, True)),
+                                          (1, (False, True)), (1, (True, False))])
+def test_conv2d_backward_swaps_once_and_equals_the_two_functions(monkeypatch, sliced, groups,
+                                                                 need):
+    """conv2d_backward shares one rearranged dL/dy between dL/dx and dL/dW; the results are
+    bitwise those of conv2d_backward_input and conv2d_backward_weight called apart, and
+    with the batch too large for one col slice it falls back to them."""
+    if sliced:
+        monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 2 * 4 * 9 * 36 * 8)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4, 6, 6))
+    w = rng.standard_normal((6, 4 // groups, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), groups)
+    y, saved = fast.conv2d_forward(x, w, *geometry, save=True)
+    assert (saved is None) == sliced
+    grad_y = rng.standard_normal(y.shape)
+    swaps = []
+    real_swap = fast._swap
+    monkeypatch.setattr(fast, "_swap", lambda *a, **k: swaps.append(1) or real_swap(*a, **k))
+    grad_x, grad_w = fast.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
+    together = len(swaps)
+    apart_x = fast.conv2d_backward_input(grad_y, w, x.shape, *geometry)
+    apart_w = fast.conv2d_backward_weight(grad_y, x, w.shape, *geometry, saved)
+    assert (grad_x is None) != need[0] and (grad_w is None) != need[1]
+    if need[0]:
+        assert np.array_equal(grad_x, apart_x)
+    if need[1]:
+        assert np.array_equal(grad_w, apart_w)
+    if all(need) and not sliced:
+        assert together == 1, f"dL/dy swapped {together} times for both gradients"
+    expected_x, expected_w = kernels.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
+    for got, expected in [(grad_x, expected_x), (grad_w, expected_w)]:
+        assert (got is None and expected is None) or np.array_equal(got, expected)

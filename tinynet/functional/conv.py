@@ -23,8 +23,9 @@ Every input pixel reaches y through the windows that cover it, so backward is
     dL/db[o] = sum_{n, i, j} dL/dy[n, o, i, j]
 
 The same maths as plain loops, one output pixel at a time, is ``tinynet/kernels/reference.py``
-(conv2d_forward, conv2d_backward_input, conv2d_backward_weight); run every op through those
-loops with ``with tn.kernels.use("reference"): ...``.  By default on the CPU the Numba kernels
+(conv2d_forward, conv2d_backward_input, conv2d_backward_weight; ``kernels.conv2d_backward``
+calls both, or a module's own version that shares work between them); run every op through
+those loops with ``with tn.kernels.use("reference"): ...``.  By default on the CPU the Numba kernels
 of ``tinynet/kernels/cpu_numba.py`` run (im2col + one matrix product); ``tinynet.kernels``
 picks one per call.  Argument checks are in ``_checks.py``.
 """
@@ -53,11 +54,8 @@ class Conv2d(Function):
     def backward(self, grad):
         need_x, need_w = self.needs_input_grad[:2]
         # the input image of a first layer needs no gradient: skip the larger GEMM then
-        grad_x = (kernels.conv2d_backward_input(grad, self.weight, self.x.shape, *self.geometry)
-                  if need_x else None)
-        grad_w = (kernels.conv2d_backward_weight(grad, self.x, self.weight.shape,
-                                                 *self.geometry, self.saved)
-                  if need_w else None)
+        grad_x, grad_w = kernels.conv2d_backward(grad, self.x, self.weight, *self.geometry,
+                                                 self.saved, need_x, need_w)
         if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w

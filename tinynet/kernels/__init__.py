@@ -12,6 +12,8 @@ Every implementation module provides the same seven functions (all NCHW; ``strid
     avg_pool2d_forward(x, kernel, stride, padding) -> y        # count_include_pad=True
     avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding) -> grad_x
 
+``conv2d_backward`` (here) runs both backward functions, or the module's own
+``conv2d_backward`` where it has one (cpu_numba: dL/dy rearranged once for both products).
 ``saved`` is what the forward pass computed that dL/dW can use again (cpu_numba.py: the
 im2col matrix when ``save`` is true; None elsewhere), kept by the caller, the Conv2d Function,
 exactly as max pooling's ``argmax``: no kernel keeps state between calls.
@@ -224,6 +226,21 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     return choose_conv("conv2d_backward_weight", grad_y, x.shape, weight_shape, stride, padding,
                        dilation, groups)(
         grad_y, x, weight_shape, stride, padding, dilation, groups, saved)
+
+
+def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
+                    need_x=True, need_w=True):
+    """(dL/dx or None, dL/dW or None): the two functions above, or one call where the chosen
+    module does both at once (cpu_numba: dL/dy's layout swap done once for the two)."""
+    backward_input = choose_conv("conv2d_backward_input", grad_y, x.shape, weight.shape,
+                                 stride, padding, dilation, groups)
+    both = getattr(importlib.import_module(backward_input.__module__), "conv2d_backward", None)
+    if both is not None:
+        return both(grad_y, x, weight, stride, padding, dilation, groups, saved, need_x, need_w)
+    return (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation, groups)
+            if need_x else None,
+            conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation, groups,
+                                   saved) if need_w else None)
 
 
 def max_pool2d_forward(x, kernel, stride, padding):

@@ -213,7 +213,28 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     return y, (col if keep else None)
 
 
-def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
+def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
+                    need_x=True, need_w=True):
+    """(dL/dx, dL/dW), each None when not needed: the two functions below, but with dL/dy
+    swapped to (O, N, P) once for both products when each takes the batch in one slice
+    (the usual case; the swap is a pass over dL/dy, about 6% of a first layer's backward)."""
+    swapped = None
+    if need_x and need_w and saved is not None and not is_depthwise(weight.shape, groups):
+        grad_y = np.ascontiguousarray(grad_y)
+        n, o = grad_y.shape[:2]
+        p = grad_y.shape[2] * grad_y.shape[3]
+        if batch_step(x.shape, weight.shape, p, grad_y.itemsize) >= n:
+            swapped = _swap(grad_y.reshape(n, o, p))                    # (O, N, P)
+    grad_x = (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
+                                    groups, swapped) if need_x else None)
+    grad_w = (conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation,
+                                     groups, saved, swapped) if need_w else None)
+    return grad_x, grad_w
+
+
+def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups,
+                          swapped=None):
+    """dL/dx; ``swapped``: dL/dy as (O, N, P), when the caller has it (conv2d_backward)."""
     grad_y = np.ascontiguousarray(grad_y)
     weight = np.ascontiguousarray(weight, dtype=grad_y.dtype)
     n, c = x_shape[:2]
@@ -229,7 +250,8 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     step = batch_step(x_shape, weight.shape, p, grad_y.itemsize)
     for b in range(0, n, step):
         m = min(step, n - b)
-        gy_t = _swap(grad_y[b:b + m].reshape(m, o, p))                  # (O, m, P)
+        gy_t = (swapped if swapped is not None and m == n
+                else _swap(grad_y[b:b + m].reshape(m, o, p)))           # (O, m, P)
         grad_col = _per_group(w_t, gy_t.reshape(groups, o // groups, m * p))
         _run(_col2im, m * c, grad_col.size, grad_col.reshape(groups * k, m, p), kh, kw,
              *_flat(stride, padding, dilation), oh, ow, grad_x[b:b + m])
@@ -237,8 +259,9 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
 
 
 def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
-                           saved=None):
-    """dL/dW; ``saved`` is the col conv2d_forward returned for this x (None: rebuilt)."""
+                           saved=None, swapped=None):
+    """dL/dW; ``saved`` is the col conv2d_forward returned for this x (None: rebuilt);
+    ``swapped`` as in conv2d_backward_input."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n, c = x.shape[:2]
@@ -260,7 +283,8 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         col = saved if saved is not None else _columns(
             x[b:b + m], kh, kw, stride, padding, dilation, oh, ow)
         col = col.reshape(groups, k, m * p)
-        gy_t = _swap(grad_y[b:b + m].reshape(m, o, p)).reshape(groups, o // groups, m * p)
+        gy_t = (swapped if swapped is not None and m == n
+                else _swap(grad_y[b:b + m].reshape(m, o, p))).reshape(groups, o // groups, m * p)
         for g in range(groups):
             grad_w_t[g] += col[g] @ gy_t[g].T
     return np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(weight_shape)
