@@ -14,6 +14,7 @@ import sys
 
 if __package__ in (None, ""):        # run as a script: python benchmarks/NAME.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import benchmarks  # noqa: F401,E402  (imports tinynet before NumPy: see its __init__)
 
 import argparse
 
