@@ -288,3 +288,26 @@ def test_conv2d_backward_swaps_once_and_equals_the_two_functions(monkeypatch, sl
     expected_x, expected_w = kernels.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
     for got, expected in [(grad_x, expected_x), (grad_w, expected_w)]:
         assert (got is None and expected is None) or np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("shape, groups", [((3, 2, 7, 6), 1), ((1, 4, 6, 5), 2), ((2, 3, 5, 5), 1)])
+def test_per_example_products_equal_the_batched_product(monkeypatch, shape, groups):
+    """conv2d_forward's two ways to multiply (one product plus a layout swap, or one
+    product per example written straight into y, chosen by the measured rule
+    _per_example_wins) give the same y; one example's dL/dy needs no swap."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((4, shape[1] // groups, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), groups)
+    results = {}
+    for per_example in (False, True):
+        monkeypatch.setattr(fast, "_per_example_wins", lambda m, k, p: per_example)
+        results[per_example] = fast.conv2d_forward(x, w, *geometry)[0]
+    expected = ref.conv2d_forward(x, w, *geometry)[0]
+    for per_example, y in results.items():
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12,
+                                   err_msg=f"per-example products: {per_example}")
+    one = fast._to_onp(x[:1].reshape(1, shape[1], -1))
+    assert one.shape == (shape[1], 1, shape[2] * shape[3]) and np.shares_memory(one, x)
+    several = fast._to_onp(x.reshape(shape[0], shape[1], -1))
+    assert np.array_equal(several, x.reshape(shape[0], shape[1], -1).transpose(1, 0, 2))
