@@ -13,8 +13,8 @@
    channels), max-pooling, global average pooling, a linear head.  Trained for 14 epochs on
    random 56x56 crops of the photos padded by 4 pixels (mirrored) on each side (cheaper
    steps; the model is fully convolutional, so it is evaluated on the whole 64x64 photo),
-   random horizontal flips, cross-entropy with label
-   smoothing, SGD with Nesterov momentum and weight decay, one-cycle learning rate.
+   random horizontal flips, cross-entropy with label smoothing, SGD with Nesterov momentum
+   and weight decay, one-cycle learning rate.
    ``tn.fit`` shows a progress bar per epoch and checkpoints after each one, so Ctrl-C and
    ``--resume`` continue from the last finished epoch.  The final accuracy averages the
    softmax of each photo and its mirror image (test-time flip).
@@ -262,7 +262,8 @@ def main(argv=None):
     decode_seconds = time.time() - t0
     print(f"data: {len(train_x)} training and {len(val_x)} validation photos of "
           f"{len(names)} classes from {data_dir} (decoded in {decode_seconds:.1f} s); "
-          f"mean {[round(float(m), 3) for m in mean]}, std {[round(float(d), 3) for d in std]}", flush=True)
+          f"mean {[round(float(m), 3) for m in mean]}, "
+          f"std {[round(float(d), 3) for d in std]}", flush=True)
 
     # ---- 2. training -----------------------------------------------------------------------
     channels = tuple(int(c) for c in args.channels.split(","))
@@ -329,9 +330,9 @@ def main(argv=None):
         "data": os.path.abspath(data_dir),
         "train_images": int(len(train_x)), "val_images": int(len(val_x)),
         "classes": names,
-        "recipe": {k: getattr(args, k) for k in ("epochs", "crop", "padding", "min_scale", "batch_size", "lr",
-                                                 "weight_decay", "label_smoothing", "channels",
-                                                 "seed")},
+        "recipe": {k: getattr(args, k) for k in ("epochs", "crop", "padding", "min_scale",
+                                                 "batch_size", "lr", "weight_decay",
+                                                 "label_smoothing", "channels", "seed")},
     }
     if not args.no_explain:
         from demos import imagenet_explain

@@ -290,7 +290,8 @@ def test_conv2d_backward_swaps_once_and_equals_the_two_functions(monkeypatch, sl
         assert (got is None and expected is None) or np.array_equal(got, expected)
 
 
-@pytest.mark.parametrize("shape, groups", [((3, 2, 7, 6), 1), ((1, 4, 6, 5), 2), ((2, 3, 5, 5), 1)])
+@pytest.mark.parametrize("shape, groups",
+                         [((3, 2, 7, 6), 1), ((1, 4, 6, 5), 2), ((2, 3, 5, 5), 1)])
 def test_per_example_products_equal_the_batched_product(monkeypatch, shape, groups):
     """conv2d_forward's two ways to multiply (one product plus a layout swap, or one
     product per example written straight into y, chosen by the measured rule

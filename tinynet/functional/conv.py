@@ -25,9 +25,9 @@ Every input pixel reaches y through the windows that cover it, so backward is
 The same maths as plain loops, one output pixel at a time, is ``tinynet/kernels/reference.py``
 (conv2d_forward, conv2d_backward_input, conv2d_backward_weight; ``kernels.conv2d_backward``
 calls both, or a module's own version that shares work between them); run every op through
-those loops with ``with tn.kernels.use("reference"): ...``.  By default on the CPU the Numba kernels
-of ``tinynet/kernels/cpu_numba.py`` run (im2col + one matrix product); ``tinynet.kernels``
-picks one per call.  Argument checks are in ``_checks.py``.
+those loops with ``with tn.kernels.use("reference"): ...``.  By default on the CPU the Numba
+kernels of ``tinynet/kernels/cpu_numba.py`` run (im2col + one matrix product);
+``tinynet.kernels`` picks one per call.  Argument checks are in ``_checks.py``.
 """
 from .. import kernels
 from ..autograd import Function

@@ -212,7 +212,9 @@ def _per_example_wins(m, k, p):
 # ---- convolution ---------------------------------------------------------------------------
 # One GEMM per group (and per batch slice) in every direction: on a shared 2-core machine
 # each multi-threaded BLAS call is a barrier, and N small per-example products were up to
-# 10x slower than one large product plus a memory-bound layout swap.
+# 10x slower than one large product plus a memory-bound layout swap.  The exception is the
+# forward pass where _per_example_wins (above): one example, or a first layer's small K
+# with large planes, where each per-example product is big enough.
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     """y, and col when ``save`` (dL/dW will be wanted) and the batch ran as one slice."""

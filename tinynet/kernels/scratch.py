@@ -13,8 +13,8 @@ and glibc's malloc hands large freed blocks back to the operating system, so the
 faults them in again.  ``keep_freed_memory`` (called when tinynet is imported; opt out with
 TINYNET_KEEP_FREED_MEMORY=0) tells malloc to keep them for reuse: measured on the demo's
 step (2-vCPU AMD EPYC VM), 375 -> 298-311 ms per training step and 944 -> 612-625 ms per
-evaluation batch of 256, for about 1.2x the peak resident memory.  PyTorch in the same process gains
-as much (it allocates through the same malloc).
+evaluation batch of 256, for about 1.2x the peak resident memory.  PyTorch in the same
+process gains as much (it allocates through the same malloc).
 
 Every array a kernel writes starts GAP bytes into its allocation (``empty``).  Why: LLVM
 vectorises the kernels' loops behind a run-time check that the output does not overlap an
