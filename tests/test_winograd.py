@@ -115,3 +115,78 @@ def test_conv2d_gradcheck_under_winograd(rng):
     with kernels.use("winograd"):
         assert tn.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), x, weight, bias)
         assert tn.gradcheck(lambda x, w: F.conv2d(x, w), x, weight)
+
+
+def test_auto_rule_picks_winograd_for_wide_layers_with_enough_outputs():
+    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48) with at
+    least 1024 outputs per channel over the batch; not a first layer, not C = 32, not one
+    small plane, and not where V and M would need more than MAX_TILE_BYTES."""
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    x = np.zeros((1, 1, 1, 1), np.float32)         # only its type and dtype are read
+    cases = [((64, 64, 16, 16), (128, 64, 3, 3), True), ((1, 256, 56, 56), (256, 256, 3, 3), True),
+             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((64, 32, 32, 32), (64, 32, 3, 3), False),
+             ((1, 64, 14, 14), (128, 64, 3, 3), False), ((64, 64, 16, 16), (32, 64, 3, 3), False),
+             ((256, 64, 56, 56), (64, 64, 3, 3), False)]     # V and M would pass 512 MiB
+    with kernels.use("auto"):
+        for x_shape, w_shape, expected in cases:
+            for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
+                chosen = kernels.choose_conv(name, x, x_shape, w_shape, *args)
+                assert (chosen is getattr(winograd, name)) == expected, (x_shape, w_shape, name)
+
+
+def test_saved_input_tiles_give_the_same_weight_gradient(rng):
+    """The forward keeps V for dL/dW (as im2col keeps col): handing it back gives exactly
+    what rebuilding it gives."""
+    x = rng.standard_normal((3, 5, 9, 8))
+    weight = rng.standard_normal((4, 5, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    y, saved = winograd.conv2d_forward(x, weight, *geometry, save=True)
+    assert saved.shape == (16, 5, 3 * 5 * 4)             # (16, C, N TH TW)
+    assert winograd.conv2d_forward(x, weight, *geometry)[1] is None
+    grad_y = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(
+        winograd.conv2d_backward_weight(grad_y, x, weight.shape, *geometry, saved=saved),
+        winograd.conv2d_backward_weight(grad_y, x, weight.shape, *geometry))
+
+
+def test_kernel_transform_is_g_w_gt(rng):
+    """U[4a + b, c, o] = (G w[o, c] G^T)[a, b], the definition, in float64."""
+    weight = rng.standard_normal((3, 2, 3, 3))
+    u = winograd.kernel_transform(weight)
+    want = np.einsum("au,ocuv,bv->abco", winograd.G, weight, winograd.G).reshape(16, 2, 3)
+    np.testing.assert_allclose(u, want, rtol=1e-14, atol=1e-14)
+
+
+def test_slabs_are_contiguous_and_staggered():
+    """Each of the 16 slabs is one C-ordered block, and their starts differ modulo 4 KiB
+    (same-set write streams made the transforms 2-3x slower)."""
+    v = winograd._slabs(64, 256, np.float32)            # slabs of exactly 64 KiB
+    assert v.shape == (16, 64, 256)
+    starts = [v[k].ctypes.data for k in range(16)]
+    assert all(v[k].flags.c_contiguous for k in range(16))
+    assert len({s % 4096 for s in starts}) == 16
+    assert all(b - a >= v[0].nbytes for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-5)])
+def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
+    """A layer the rule sends to Winograd, through F.conv2d with bias, forward and backward,
+    against the same layer under 'numba' (im2col, itself tested against the reference)."""
+    calls = []
+    original = winograd.conv2d_backward_weight
+    monkeypatch.setattr(winograd, "conv2d_backward_weight",
+                        lambda *a, **k: calls.append(a[-1]) or original(*a, **k))
+    x = rng.standard_normal((2, 48, 23, 24)).astype(dtype)
+    weight = (rng.standard_normal((50, 48, 3, 3)) / 20).astype(dtype)
+    bias, grad = rng.standard_normal(50).astype(dtype), rng.standard_normal((2, 50, 23, 24))
+    results = []
+    for setting in ("auto", "numba"):
+        with kernels.use(setting):
+            xt, wt, bt = (tn.tensor(a, requires_grad=True) for a in (x, weight, bias))
+            y = F.conv2d(xt, wt, bt, padding=1)
+            y.backward(grad.astype(dtype))
+            results.append((y.numpy(), xt.grad, wt.grad, bt.grad))
+    assert len(calls) == 1 and calls[0] is not None       # Winograd ran, with the saved V
+    for got, want in zip(*results):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max())

@@ -38,9 +38,9 @@ Nesting the 1-D algorithm in both directions gives F(2x2, 3x3): a 4x4 input tile
 The additions of B^T d B and A^T . A are cheap and memory-bound (Numba kernels below); the 16
 multiplications per tile become 16 matrix products when summed over input channels:
 
-    V[k, (n, t), c] = (B^T d_{n,c,t} B)[k]      input tiles,  k = 0..15 the 4x4 positions
+    V[k, c, (n, t)] = (B^T d_{n,c,t} B)[k]      input tiles,  k = 0..15 the 4x4 positions
     U[k, c, o]      = (G g_{o,c} G^T)[k]        kernel, once per call (NumPy, tiny)
-    M[k, (n, t), o] = sum_c V[k, (n, t), c] U[k, c, o]       16 GEMMs, one per k
+    M[k, (n, t), o] = sum_c V[k, c, (n, t)] U[k, c, o]       16 GEMMs, one per k
     y tile (n, o, t) = A^T M[:, (n, t), o] A
 
 against im2col's one GEMM of 9 C rows per output pixel, this GEMM has 16 C rows per 4 output
@@ -59,9 +59,9 @@ Notation as in reference.py; TH, TW = ceil(OH / 2), ceil(OW / 2) tiles per plane
 import numpy as np
 from numba import njit
 
-from ..geometry import conv_output_hw
+from ..geometry import MAX_COL_BYTES, conv_output_hw
 from .numba_threads import run
-from .scratch import empty
+from .scratch import empty, new_buffer, scratch
 
 # The 1-D transforms of F(2, 3) (see above); the 2-D ones apply each along both axes.
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -77,148 +77,211 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
             and min(x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]) >= 3)
 
 
+MIN_CHANNELS = 48        # min(C, O)
+MIN_OUTPUTS = 1024       # N OH OW
+MAX_TILE_BYTES = 2 * MAX_COL_BYTES      # V and M together, as float32
+
+
 def faster(function_name, x_shape, weight_shape, padding):
     """The measured dispatch rule of 'auto': is Winograd faster than the Numba im2col + GEMM
-    kernels (cpu_numba.py) for this product and shape?
+    kernels (cpu_numba.py) for this layer?  The same answer for the layer's three products
+    (``function_name`` is not used), so that dL/dW is handed the forward's own saved state.
 
-    Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/RESULTS.md, 2026-11-28,
-    AMD EPYC Zen 3, 2 vCPUs, machine loaded, one BLAS thread): at 11 shapes from
-    8x16x32x32->16 to 1x256x56x56->256 Winograd was slower than im2col almost everywhere
-    (medians: forward 0.81x im2col's speed, dL/dx 0.79x, dL/dW 0.57x; lowest 0.18x); the two
-    cases above 1.0x (1.01x, 1.16x) were single noisy ones.  With two BLAS threads on the
-    loaded machine it was far worse (the demo's step: 0.15x PyTorch against im2col's 0.87x):
-    16 small GEMMs per convolution, each a barrier.  The GEMMs have an inner dimension of
-    only C (im2col's has 9 C), where OpenBLAS reaches a fraction of its peak, and the tile
-    transforms cost as much memory traffic as im2col saves.  So 'auto' never picks it here;
-    ``tinynet.kernels.use("winograd")`` runs it.  Change this rule only with new measurements."""
-    return False
+    Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/RESULTS.md, 2026-11-28
+    afternoon, AMD EPYC Zen 3, 2 vCPUs, quiet), forward + dL/dx + dL/dW against im2col's:
+    1.1-1.6x faster at 15 shapes with min(C, O) >= 48 and N OH OW >= 1024 (one exception,
+    1x64x32x32->64 at 0.94x); slower with C = 32 (0.88-0.91x) and C = 3 (0.34x), where the
+    16 GEMMs' inner dimension C is too short for OpenBLAS; slower for a single small plane
+    (1x64x14x14->128 0.62x, 1x128x7x7->256 0.45x), where the fixed costs of 16 products
+    and the transforms dominate.  The cases between (N OH OW of 256-784) were 0.9-1.2x.
+
+    Memory: V and M hold 16 (C + O) N TH TW numbers, about 4x the layer's input and output,
+    and are not split into batch slices; beyond MAX_TILE_BYTES the im2col kernels, which
+    slice the batch, run instead."""
+    oh, ow, th, tw = _tiles(x_shape, padding)
+    c, o = x_shape[1], weight_shape[0]
+    return (min(c, o) >= MIN_CHANNELS and x_shape[0] * oh * ow >= MIN_OUTPUTS
+            and 16 * (c + o) * x_shape[0] * th * tw * 4 <= MAX_TILE_BYTES)
 
 
 # ---- the tile transforms (Numba) -------------------------------------------------------------
-# Layouts: v (16, N T, C) and m (16, N T, O), channels last, so that each of the 16 products
-# is a tall-and-thin GEMM (N T x C) @ (C x O).  OpenBLAS ran the other orientation,
-# (O x C) @ (C x N T), 4x slower on one thread at the demo's shapes (64x32 @ 32x16384:
-# 10.6 ms against 2.5 ms).  A task is one row of tiles of one example; within it the loops
-# run over channels outside and tiles inside, so reads of x (or writes of y) follow its rows
-# and the strided side stays within a 16 x TW x C block that fits in the L2 cache.
+# Layouts.  V is (16, C, N T) and dM (16, O, N T), and a task of their transforms is one
+# channel over the whole batch: it writes 16 long runs of consecutive tiles (a task per
+# plane wrote 64-byte pieces, each on another page, and ran 2-4x slower).  The GEMMs read
+# V[k] transposed, (N T x C) @ (C x O), the orientation OpenBLAS runs fastest here (the other
+# one, (O x C) @ (C x N T), was 1.5x slower at most of the shapes measured).  M is
+# (16, N T, O); the output transform reads it a tile at a time, all O channels at once.
+# The 16 slabs of each of them start 320 bytes apart modulo 4 KiB (``_slabs``): slabs of a
+# multiple of 4 KiB put the 16 write streams on the same cache sets, and the transforms ran
+# 2-3x slower for it.
+
+STAGGER_BYTES = 320
+
+
+def _slabs(a, b, dtype, role=None):
+    """An uninitialized (16, a, b) array, each [k] C-contiguous, slab starts staggered."""
+    step = a * b + STAGGER_BYTES // np.dtype(dtype).itemsize
+    flat = scratch(role, (16 * step,), dtype) if role else new_buffer((16 * step,), dtype)
+    return flat.reshape(16, step)[:, :a * b].reshape(16, a, b)
 
 
 @njit(cache=True, nogil=True)
-def _input_tiles(xp, th, tw, v, t0, t1):
-    """v[k, n T + ti TW + tj, c] = (B^T d B)[k] with d = xp[n, c, 2 ti: 2 ti + 4,
-    2 tj: 2 tj + 4], xp the zero-padded input.  Task = (n, ti)."""
-    n_, c_ = xp.shape[:2]
-    for task in range(t0, t1):
-        n = task // th
-        ti = task - n * th
-        r = 2 * ti
-        col0 = (n * th + ti) * tw
-        for c in range(c_):
-            p = xp[n, c]
-            for tj in range(tw):
-                q = 2 * tj
-                # B^T d: rows combined (d0 - d2, d1 + d2, d2 - d1, d1 - d3), per column
-                a00 = p[r, q] - p[r + 2, q]
-                a01 = p[r, q + 1] - p[r + 2, q + 1]
-                a02 = p[r, q + 2] - p[r + 2, q + 2]
-                a03 = p[r, q + 3] - p[r + 2, q + 3]
-                a10 = p[r + 1, q] + p[r + 2, q]
-                a11 = p[r + 1, q + 1] + p[r + 2, q + 1]
-                a12 = p[r + 1, q + 2] + p[r + 2, q + 2]
-                a13 = p[r + 1, q + 3] + p[r + 2, q + 3]
-                a20 = p[r + 2, q] - p[r + 1, q]
-                a21 = p[r + 2, q + 1] - p[r + 1, q + 1]
-                a22 = p[r + 2, q + 2] - p[r + 1, q + 2]
-                a23 = p[r + 2, q + 3] - p[r + 1, q + 3]
-                a30 = p[r + 1, q] - p[r + 3, q]
-                a31 = p[r + 1, q + 1] - p[r + 3, q + 1]
-                a32 = p[r + 1, q + 2] - p[r + 3, q + 2]
-                a33 = p[r + 1, q + 3] - p[r + 3, q + 3]
-                col = col0 + tj
-                # (B^T d) B: the same combination of columns, per row
-                v[0, col, c] = a00 - a02
-                v[1, col, c] = a01 + a02
-                v[2, col, c] = a02 - a01
-                v[3, col, c] = a01 - a03
-                v[4, col, c] = a10 - a12
-                v[5, col, c] = a11 + a12
-                v[6, col, c] = a12 - a11
-                v[7, col, c] = a11 - a13
-                v[8, col, c] = a20 - a22
-                v[9, col, c] = a21 + a22
-                v[10, col, c] = a22 - a21
-                v[11, col, c] = a21 - a23
-                v[12, col, c] = a30 - a32
-                v[13, col, c] = a31 + a32
-                v[14, col, c] = a32 - a31
-                v[15, col, c] = a31 - a33
+def _pad_planes(x, ph, pw, xp, t0, t1):
+    """xp[n, c] = the plane x[n, c] placed at row PH, column PW of zeros.  Task = (n, c)."""
+    n_, c_, h_, w_ = x.shape
+    hp, wp = xp.shape[2], xp.shape[3]
+    inside = min(w_, wp - pw)
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        for r in range(hp):
+            row = xp[n, c, r]
+            h = r - ph
+            if h < 0 or h >= h_:
+                for q in range(wp):
+                    row[q] = 0
+                continue
+            for q in range(pw):
+                row[q] = 0
+            target = row[pw:pw + inside]
+            source = x[n, c, h]
+            for q in range(inside):
+                target[q] = source[q]
+            for q in range(pw + inside, wp):
+                row[q] = 0
+
+
+@njit(cache=True, nogil=True)
+def _input_tiles(x, ph, pw, th, tw, v, t0, t1):
+    """v[k, c, (n TH + ti) TW + tj] = (B^T d B)[k], d = x_pad[n, c, 2 ti: 2 ti + 4,
+    2 tj: 2 tj + 4], x_pad = x with PH, PW zeros before (and enough after to fill the last
+    tile), built a plane at a time in a small buffer, so that the tile loop needs no bounds
+    checks.  Task = one channel c, all examples: 16 long runs of writes."""
+    n_, _, h_, w_ = x.shape
+    plane = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)   # its border stays zero
+    rows, cols = min(h_, plane.shape[0] - ph), min(w_, plane.shape[1] - pw)
+    for c in range(t0, t1):
+        for n in range(n_):
+            for h in range(rows):
+                target, source = plane[h + ph, pw:pw + cols], x[n, c, h]
+                for q in range(cols):
+                    target[q] = source[q]
+            for ti in range(th):
+                d0, d1, d2, d3 = (plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2],
+                                  plane[2 * ti + 3])
+                t = (n * th + ti) * tw
+                out = v[:, c, t:t + tw]              # (16, TW): this tile row's entries
+                for tj in range(tw):
+                    q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3
+                    # B^T d: the rows combined (d0 - d2, d1 + d2, d2 - d1, d1 - d3), per column
+                    a0, a1, a2, a3 = d0[q] - d2[q], d0[r] - d2[r], d0[s] - d2[s], d0[u] - d2[u]
+                    b0, b1, b2, b3 = d1[q] + d2[q], d1[r] + d2[r], d1[s] + d2[s], d1[u] + d2[u]
+                    e0, e1, e2, e3 = d2[q] - d1[q], d2[r] - d1[r], d2[s] - d1[s], d2[u] - d1[u]
+                    f0, f1, f2, f3 = d1[q] - d3[q], d1[r] - d3[r], d1[s] - d3[s], d1[u] - d3[u]
+                    # (B^T d) B: the same combination of the columns, per row
+                    for k, g0, g1, g2, g3 in ((0, a0, a1, a2, a3), (4, b0, b1, b2, b3),
+                                              (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
+                        out[k, tj], out[k + 1, tj] = g0 - g2, g1 + g2
+                        out[k + 2, tj], out[k + 3, tj] = g2 - g1, g1 - g3
 
 
 @njit(cache=True, nogil=True)
 def _output_tiles(m, th, tw, y, t0, t1):
-    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, n T + ti TW + tj, o]
-    (rows and columns past OH, OW dropped).  Task = (n, ti)."""
+    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, (n TH + ti) TW + tj, o]
+    (rows and columns past OH, OW dropped).  Task = (n, ti).  The four outputs of a tile are
+    computed for all O at once (contiguous reads of m), then written out row by row."""
     n_, o_, oh, ow = y.shape
+    quad = np.empty((tw, 4, o_), m.dtype)
     for task in range(t0, t1):
         n = task // th
-        ti = task - n * th
-        r = 2 * ti
-        second_row = r + 1 < oh
-        col0 = (n * th + ti) * tw
+        r = 2 * (task - n * th)
+        for tj in range(tw):
+            t = task * tw + tj
+            m0, m1, m2, m3 = m[0, t], m[1, t], m[2, t], m[3, t]
+            m4, m5, m6, m7 = m[4, t], m[5, t], m[6, t], m[7, t]
+            m8, m9, m10, m11 = m[8, t], m[9, t], m[10, t], m[11, t]
+            m12, m13, m14, m15 = m[12, t], m[13, t], m[14, t], m[15, t]
+            y00, y01, y10, y11 = quad[tj, 0], quad[tj, 1], quad[tj, 2], quad[tj, 3]
+            for o in range(o_):
+                # A^T M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then per row
+                s0, s1 = m0[o] + m4[o] + m8[o], m1[o] + m5[o] + m9[o]
+                s2, s3 = m2[o] + m6[o] + m10[o], m3[o] + m7[o] + m11[o]
+                u0, u1 = m4[o] - m8[o] - m12[o], m5[o] - m9[o] - m13[o]
+                u2, u3 = m6[o] - m10[o] - m14[o], m7[o] - m11[o] - m15[o]
+                y00[o], y01[o] = s0 + s1 + s2, s1 - s2 - s3
+                y10[o], y11[o] = u0 + u1 + u2, u1 - u2 - u3
+        pairs = ow // 2
         for o in range(o_):
-            out = y[n, o]
-            for tj in range(tw):
-                col = col0 + tj
-                # A^T M: rows (m0 + m1 + m2, m1 - m2 - m3), per column b
-                s00 = m[0, col, o] + m[4, col, o] + m[8, col, o]
-                s01 = m[1, col, o] + m[5, col, o] + m[9, col, o]
-                s02 = m[2, col, o] + m[6, col, o] + m[10, col, o]
-                s03 = m[3, col, o] + m[7, col, o] + m[11, col, o]
-                s10 = m[4, col, o] - m[8, col, o] - m[12, col, o]
-                s11 = m[5, col, o] - m[9, col, o] - m[13, col, o]
-                s12 = m[6, col, o] - m[10, col, o] - m[14, col, o]
-                s13 = m[7, col, o] - m[11, col, o] - m[15, col, o]
-                q = 2 * tj
-                out[r, q] = s00 + s01 + s02
-                if second_row:
-                    out[r + 1, q] = s10 + s11 + s12
-                if q + 1 < ow:
-                    out[r, q + 1] = s01 - s02 - s03
-                    if second_row:
-                        out[r + 1, q + 1] = s11 - s12 - s13
+            for i in range(min(2, oh - r)):
+                row = y[n, o, r + i]
+                for tj in range(pairs):
+                    row[2 * tj] = quad[tj, 2 * i, o]
+                    row[2 * tj + 1] = quad[tj, 2 * i + 1, o]
+                if ow > 2 * pairs:
+                    row[2 * pairs] = quad[pairs, 2 * i, o]
 
 
 @njit(cache=True, nogil=True)
 def _output_grad_tiles(gy, th, tw, dm, t0, t1):
-    """dm[k, n T + ti TW + tj, o] = (A dY A^T)[k], dY the 2x2 tile of gy[n, o] (zeros past
-    OH, OW): the adjoint of _output_tiles.  Task = (n, ti)."""
-    n_, o_, oh, ow = gy.shape
-    e = np.zeros((2, 2), dtype=gy.dtype)
-    for task in range(t0, t1):
-        n = task // th
-        ti = task - n * th
-        for o in range(o_):
+    """dm[k, o, (n TH + ti) TW + tj] = (A dY A^T)[k], dY = gy[n, o, 2 ti: 2 ti + 2,
+    2 tj: 2 tj + 2] (gy zero-padded to 2 TH x 2 TW): the adjoint of _output_tiles.
+    Task = one channel o, all examples."""
+    n_ = gy.shape[0]
+    for o in range(t0, t1):
+        for n in range(n_):
             plane = gy[n, o]
-            for tj in range(tw):
-                for i in range(2):
-                    for j in range(2):
-                        r, q = 2 * ti + i, 2 * tj + j
-                        e[i, j] = plane[r, q] if r < oh and q < ow else 0
-                col = (n * th + ti) * tw + tj
-                # A = (A^T)^T has rows (1, 0), (1, 1), (1, -1), (0, -1)
-                for a in range(4):
-                    if a == 0:
-                        f0, f1 = e[0, 0], e[0, 1]
-                    elif a == 1:
-                        f0, f1 = e[0, 0] + e[1, 0], e[0, 1] + e[1, 1]
-                    elif a == 2:
-                        f0, f1 = e[0, 0] - e[1, 0], e[0, 1] - e[1, 1]
-                    else:
-                        f0, f1 = -e[1, 0], -e[1, 1]
-                    dm[4 * a, col, o] = f0
-                    dm[4 * a + 1, col, o] = f0 + f1
-                    dm[4 * a + 2, col, o] = f0 - f1
-                    dm[4 * a + 3, col, o] = -f1
+            for ti in range(th):
+                e0, e1 = plane[2 * ti], plane[2 * ti + 1]
+                t = (n * th + ti) * tw
+                out = dm[:, o, t:t + tw]             # (16, TW)
+                for tj in range(tw):
+                    e00, e01, e10, e11 = e0[2 * tj], e0[2 * tj + 1], e1[2 * tj], e1[2 * tj + 1]
+                    # A dY: rows (1, 0), (1, 1), (1, -1), (0, -1) of A; then (.) A^T per row
+                    for a, f0, f1 in ((0, e00, e01), (1, e00 + e10, e01 + e11),
+                                      (2, e00 - e10, e01 - e11), (3, -e10, -e11)):
+                        out[4 * a, tj], out[4 * a + 1, tj] = f0, f0 + f1
+                        out[4 * a + 2, tj], out[4 * a + 3, tj] = f0 - f1, -f1
+
+@njit(cache=True, nogil=True)
+def _kernel_tiles(w, u):
+    """u[4 a + b, c, o] = (G g G^T)[a, b], g = w[o, c] (float64 inside).  G's rows are
+    (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2), (0, 0, 1)."""
+    o_, c_ = w.shape[:2]
+    gg = np.empty((4, 3))
+    for c in range(c_):
+        for o in range(o_):
+            g = w[o, c]
+            for v in range(3):            # G g: along the kernel's rows, per column v
+                g0, g1, g2 = np.float64(g[0, v]), np.float64(g[1, v]), np.float64(g[2, v])
+                gg[0, v], gg[1, v] = g0, (g0 + g1 + g2) * 0.5
+                gg[2, v], gg[3, v] = (g0 - g1 + g2) * 0.5, g2
+            for a in range(4):            # (G g) G^T: along the columns, per row a
+                h0, h1, h2 = gg[a, 0], gg[a, 1], gg[a, 2]
+                u[4 * a, c, o] = h0
+                u[4 * a + 1, c, o] = (h0 + h1 + h2) * 0.5
+                u[4 * a + 2, c, o] = (h0 - h1 + h2) * 0.5
+                u[4 * a + 3, c, o] = h2
+
+
+@njit(cache=True, nogil=True)
+def _kernel_grad_tiles(du, grad_w):
+    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, c, o] (float64 inside): the adjoint
+    of _kernel_tiles."""
+    o_, c_ = grad_w.shape[:2]
+    half = np.empty((3, 4))
+    for c in range(c_):
+        for o in range(o_):
+            for b in range(4):            # G^T dU: columns b, the rows combined
+                d0, d1 = np.float64(du[b, c, o]), np.float64(du[4 + b, c, o])
+                d2, d3 = np.float64(du[8 + b, c, o]), np.float64(du[12 + b, c, o])
+                half[0, b] = d0 + (d1 + d2) * 0.5
+                half[1, b] = (d1 - d2) * 0.5
+                half[2, b] = (d1 + d2) * 0.5 + d3
+            for u_ in range(3):           # (G^T dU) G: per row, the columns combined
+                e0, e1, e2, e3 = half[u_, 0], half[u_, 1], half[u_, 2], half[u_, 3]
+                grad_w[o, c, u_, 0] = e0 + (e1 + e2) * 0.5
+                grad_w[o, c, u_, 1] = (e1 - e2) * 0.5
+                grad_w[o, c, u_, 2] = (e1 + e2) * 0.5 + e3
 
 
 # ---- the kernel interface ------------------------------------------------------------------
@@ -229,44 +292,34 @@ def _tiles(x_shape, padding):
 
 
 def kernel_transform(weight):
-    """U^T[k, c, o] = (G g[o, c] G^T)[k], shape (16, C, O), in the weight's dtype."""
-    u = np.einsum("au,ocuv,bv->abco", G, weight.astype(np.float64), G)
-    return np.ascontiguousarray(u.reshape(16, weight.shape[1], weight.shape[0]),
-                                dtype=weight.dtype)
+    """U[k, c, o] = (G g[o, c] G^T)[k], shape (16, C, O), in the weight's dtype."""
+    u = _slabs(weight.shape[1], weight.shape[0], weight.dtype, "winograd_u")
+    _kernel_tiles(weight, u)
+    return u
 
 
-def input_transform(x, padding, th, tw):
-    """V (16, N T, C) of x's tiles.  x is zero-padded first (PH, PW before, enough after to
-    fill the last tile), so that the tile kernel needs no bounds checks."""
-    n, c, h, w = x.shape
-    (ph, pw), hp, wp = padding, 2 * th + 2, 2 * tw + 2
-    x_pad = np.zeros((n, c, hp, wp), dtype=x.dtype)
-    x_pad[:, :, ph:ph + h, pw:pw + w] = x[:, :, :hp - ph, :wp - pw]
-    v = empty((16, n * th * tw, c), x.dtype)
-    run(_input_tiles, n * th, 4 * x.size, x_pad, th, tw, v)
+def input_transform(x, padding, th, tw, keep=False):
+    """V (16, C, N T) of x's tiles (an array of its own with ``keep``, else scratch)."""
+    n, c = x.shape[:2]
+    v = _slabs(c, n * th * tw, x.dtype, None if keep else "winograd_v")
+    run(_input_tiles, c, v.size, x, padding[0], padding[1], th, tw, v)
     return v
 
 
-def _batched(a, b, transpose_a=False):
-    """a[k] @ b[k] (or a[k]^T @ b[k]) for k = 0..15, each a plain 2-D product handed to
-    BLAS (np.matmul on stacks with a transposed operand may not use BLAS)."""
-    rows = a.shape[2] if transpose_a else a.shape[1]
-    out = empty((a.shape[0], rows, b.shape[2]), a.dtype)
-    for k in range(a.shape[0]):
-        np.matmul(a[k].T if transpose_a else a[k], b[k], out=out[k])
-    return out
-
-
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
+    """y, and V when ``save`` (dL/dW will read it)."""
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
     n, o = x.shape[0], weight.shape[0]
     oh, ow, th, tw = _tiles(x.shape, padding)
-    v = input_transform(x, padding, th, tw)                     # (16, N T, C)
-    m = _batched(v, kernel_transform(weight))                   # (16, N T, O)
+    v = input_transform(x, padding, th, tw, keep=save)           # (16, C, N T)
+    u = kernel_transform(weight)                                 # (16, C, O)
+    m = _slabs(n * th * tw, o, x.dtype, "winograd_m")            # (16, N T, O)
+    for k in range(16):
+        np.matmul(v[k].T, u[k], out=m[k])
     y = empty((n, o, oh, ow), x.dtype)
     run(_output_tiles, n * th, m.size, m, th, tw, y)
-    return y, None   # nothing saved: dL/dW rebuilds what it needs
+    return y, (v if save else None)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
@@ -280,16 +333,31 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
 
 def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
                            saved=None):
-    """dL/dg = G^T dU G with dU[k]^T = V[k]^T dM[k] summed over tiles (the forward's
-    adjoint; a product with a long inner dimension, as cpu_numba.py computes dL/dW)."""
+    """dL/dg = G^T dU G with dU[k] = V[k] dM[k]^T summed over tiles (the forward's adjoint;
+    a product with a long inner dimension).  ``saved``: the forward's V (None: rebuilt)."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
-    n, o = grad_y.shape[:2]
+    n, o, oh, ow = grad_y.shape
     _, _, th, tw = _tiles(x.shape, padding)
-    v = input_transform(x, padding, th, tw)                     # (16, N T, C)
-    dm = empty((16, n * th * tw, o), grad_y.dtype)
-    run(_output_grad_tiles, n * th, dm.size, grad_y, th, tw, dm)
-    du_t = _batched(v, dm, transpose_a=True)                    # (16, C, O) = dU^T
-    du = du_t.astype(np.float64).reshape(4, 4, *du_t.shape[1:])
-    grad_w = np.einsum("au,abco,bv->ocuv", G, du, G)
-    return np.ascontiguousarray(grad_w, dtype=grad_y.dtype).reshape(weight_shape)
+    v = saved if saved is not None else input_transform(x, padding, th, tw)
+    if (oh, ow) != (2 * th, 2 * tw):         # odd output size: pad dL/dy to whole tiles
+        padded = scratch("winograd_grad_pad", (n, o, 2 * th, 2 * tw), grad_y.dtype)
+        run(_pad_planes, n * o, padded.size, grad_y, 0, 0, padded)
+        grad_y = padded
+    dm = _slabs(o, n * th * tw, grad_y.dtype, "winograd_m")      # (16, O, N T)
+    run(_output_grad_tiles, o, dm.size, grad_y, th, tw, dm)
+    du = np.empty((16, x.shape[1], o), grad_y.dtype)               # dU[k], (C, O)
+    for k in range(16):
+        np.matmul(v[k], dm[k].T, out=du[k])
+    grad_w = empty(weight_shape, grad_y.dtype)
+    _kernel_grad_tiles(du, grad_w)
+    return grad_w
+
+
+def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
+                    need_x=True, need_w=True):
+    """(dL/dx, dL/dW), each None when not needed (kernels.conv2d_backward calls this)."""
+    return (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation, groups)
+            if need_x else None,
+            conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation, groups,
+                                   saved) if need_w else None)
