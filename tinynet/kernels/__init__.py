@@ -29,6 +29,11 @@ The implementations:
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
 
+Beside the convolutions, the ops take Numba kernels of their own through ``numba_module``
+(under 'auto', 'numba' and 'winograd'; their NumPy code is the reference): numba_norm.py
+(BatchNorm), numba_activation.py (ReLU), numba_bias.py (a convolution's bias),
+numba_pool.py (pooling, through the interface above).
+
 The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
 etc.), which pick an implementation per call from the array's backend and the setting::
 
