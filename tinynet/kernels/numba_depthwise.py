@@ -10,8 +10,9 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
 * planes (16x16 and larger): each task copies its (n, c) plane once into a zero-padded
   buffer that stays in cache, and every output is one expression of nine taps with the
   kernel in registers.  The row loop vectorizes only when the column step is a constant:
-  stride 1 has its own loop, and at stride 2 the padded row is split into its even and
-  odd columns, so that every tap reads consecutive elements again.
+  strides 1 and 2 each get their own compiled copy of it (``_forward_row`` called with a
+  literal step).  Splitting the padded rows into even and odd columns at stride 2, so that
+  every tap reads consecutive elements, was tried and measured no faster (2026-11-28).
 * channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels): one
   (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
   are shorter than a SIMD register.  So each example is transposed once into a padded
