@@ -65,19 +65,23 @@ def main(argv=None):
     header("conv2d 3x3 pad 1, float32, forward+backward (median of alternating runs)")
     rows = []
     for n, c, size, o in SHAPES:
+        x_shape, w_shape, geometry = (n, c, size, size), (o, c, 3, 3), ((1, 1), (1, 1), (1, 1), 1)
+        chosen = kernels.choose_conv("conv2d_forward", np.empty(0, np.float32), x_shape,
+                                     w_shape, *geometry).__module__.rsplit(".", 1)[-1]
         times = alternate(contenders(n, c, size, o, torch), repeats=args.repeats)
         t = {k: median(v) for k, v in times.items()}
         gflop = 3 * 2 * n * o * c * 9 * size * size / 1e9
         tt = t.get("torch")
-        rows.append([f"{n}x{c}x{size}x{size}->{o}",
+        rows.append([f"{n}x{c}x{size}x{size}->{o}", chosen,
                      ms(t["tinynet"]), f"{gflop / t['tinynet']:.0f}",
                      ms(tt) if tt else "-", f"{gflop / tt:.0f}" if tt else "-",
                      ms(t["numpy"]), f"{gflop / t['numpy']:.0f}",
                      ratio(tt, t["tinynet"]) if tt else "-",
                      ratio(t["numpy"], t["tinynet"])])
-    table(rows, ["shape", "tinynet ms", "GF/s", "torch ms", "GF/s", "numpy ms", "GF/s",
+    table(rows, ["shape", "kernel", "tinynet ms", "GF/s", "torch ms", "GF/s", "numpy ms", "GF/s",
                  "speed vs torch", "speed vs numpy"])
-    print("\nspeed vs X = X's time / tinynet's time (above 1: tinynet is faster)")
+    print("\nspeed vs X = X's time / tinynet's time (above 1: tinynet is faster); kernel: "
+          "the module tinynet.kernels chose under 'auto' (cpu_numba: im2col + GEMM)")
 
 
 if __name__ == "__main__":
