@@ -126,32 +126,6 @@ def _slabs(a, b, dtype, role=None):
 
 
 @njit(cache=True, nogil=True)
-def _pad_planes(x, ph, pw, xp, t0, t1):
-    """xp[n, c] = the plane x[n, c] placed at row PH, column PW of zeros.  Task = (n, c)."""
-    n_, c_, h_, w_ = x.shape
-    hp, wp = xp.shape[2], xp.shape[3]
-    inside = min(w_, wp - pw)
-    for t in range(t0, t1):
-        n = t // c_
-        c = t - n * c_
-        for r in range(hp):
-            row = xp[n, c, r]
-            h = r - ph
-            if h < 0 or h >= h_:
-                for q in range(wp):
-                    row[q] = 0
-                continue
-            for q in range(pw):
-                row[q] = 0
-            target = row[pw:pw + inside]
-            source = x[n, c, h]
-            for q in range(inside):
-                target[q] = source[q]
-            for q in range(pw + inside, wp):
-                row[q] = 0
-
-
-@njit(cache=True, nogil=True)
 def _input_tiles(x, ph, pw, th, tw, v, t0, t1):
     """v[k, c, (n TH + ti) TW + tj] = (B^T d B)[k], d = x_pad[n, c, 2 ti: 2 ti + 4,
     2 tj: 2 tj + 4], x_pad = x with PH, PW zeros before (and enough after to fill the last
@@ -341,8 +315,8 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     _, _, th, tw = _tiles(x.shape, padding)
     v = saved if saved is not None else input_transform(x, padding, th, tw)
     if (oh, ow) != (2 * th, 2 * tw):         # odd output size: pad dL/dy to whole tiles
-        padded = scratch("winograd_grad_pad", (n, o, 2 * th, 2 * tw), grad_y.dtype)
-        run(_pad_planes, n * o, padded.size, grad_y, 0, 0, padded)
+        padded = np.zeros((n, o, 2 * th, 2 * tw), grad_y.dtype)
+        padded[:, :, :oh, :ow] = grad_y
         grad_y = padded
     dm = _slabs(o, n * th * tw, grad_y.dtype, "winograd_m")      # (16, O, N T)
     run(_output_grad_tiles, o, dm.size, grad_y, th, tw, dm)
