@@ -117,15 +117,17 @@ def test_conv2d_gradcheck_under_winograd(rng):
         assert tn.gradcheck(lambda x, w: F.conv2d(x, w), x, weight)
 
 
-def test_auto_rule_picks_winograd_for_wide_layers_with_enough_outputs():
-    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48) with at
-    least 1024 outputs per channel over the batch; not a first layer, not C = 32, not one
-    small plane, and not where V and M would need more than MAX_TILE_BYTES."""
+def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
+    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48) whose
+    products are large enough (N OH OW min(C, O) >= 2^17); not a first layer, not C = 32,
+    not one small plane, and not where V and M would need more than MAX_TILE_BYTES."""
     args = ((1, 1), (1, 1), (1, 1), 1)
     x = np.zeros((1, 1, 1, 1), np.float32)         # only its type and dtype are read
     cases = [((64, 64, 16, 16), (128, 64, 3, 3), True), ((1, 256, 56, 56), (256, 256, 3, 3), True),
+             ((1, 512, 28, 28), (512, 512, 3, 3), True),      # 784 x 512: VGG's conv 4
              ((64, 3, 64, 64), (32, 3, 3, 3), False), ((64, 32, 32, 32), (64, 32, 3, 3), False),
              ((1, 64, 14, 14), (128, 64, 3, 3), False), ((64, 64, 16, 16), (32, 64, 3, 3), False),
+             ((1, 64, 32, 32), (64, 64, 3, 3), False),        # 1024 x 64: too little work
              ((256, 64, 56, 56), (64, 64, 3, 3), False)]     # V and M would pass 512 MiB
     with kernels.use("auto"):
         for x_shape, w_shape, expected in cases:
@@ -176,9 +178,9 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
     original = winograd.conv2d_backward_weight
     monkeypatch.setattr(winograd, "conv2d_backward_weight",
                         lambda *a, **k: calls.append(a[-1]) or original(*a, **k))
-    x = rng.standard_normal((2, 48, 23, 24)).astype(dtype)
+    x = rng.standard_normal((2, 48, 40, 39)).astype(dtype)   # 2 x 40 x 39 x 48 > 2^17
     weight = (rng.standard_normal((50, 48, 3, 3)) / 20).astype(dtype)
-    bias, grad = rng.standard_normal(50).astype(dtype), rng.standard_normal((2, 50, 23, 24))
+    bias, grad = rng.standard_normal(50).astype(dtype), rng.standard_normal((2, 50, 40, 39))
     results = []
     for setting in ("auto", "numba"):
         with kernels.use(setting):

@@ -77,8 +77,8 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
             and min(x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]) >= 3)
 
 
-MIN_CHANNELS = 48        # min(C, O)
-MIN_OUTPUTS = 1024       # N OH OW
+MIN_CHANNELS = 48          # min(C, O)
+MIN_WORK = 2 ** 17         # N OH OW min(C, O): the size of the 16 products
 MAX_TILE_BYTES = 2 * MAX_COL_BYTES      # V and M together, as float32
 
 
@@ -88,19 +88,20 @@ def faster(function_name, x_shape, weight_shape, padding):
     (``function_name`` is not used), so that dL/dW is handed the forward's own saved state.
 
     Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/RESULTS.md, 2026-11-28
-    afternoon, AMD EPYC Zen 3, 2 vCPUs, quiet), forward + dL/dx + dL/dW against im2col's:
-    1.1-1.6x faster at 15 shapes with min(C, O) >= 48 and N OH OW >= 1024 (one exception,
-    1x64x32x32->64 at 0.94x); slower with C = 32 (0.88-0.91x) and C = 3 (0.34x), where the
-    16 GEMMs' inner dimension C is too short for OpenBLAS; slower for a single small plane
-    (1x64x14x14->128 0.62x, 1x128x7x7->256 0.45x), where the fixed costs of 16 products
-    and the transforms dominate.  The cases between (N OH OW of 256-784) were 0.9-1.2x.
+    afternoon, AMD EPYC Zen 3, 2 vCPUs, quiet), forward + dL/dx + dL/dW against im2col's, at
+    28 shapes: Winograd needs wide layers, min(C, O) >= 48 (C = 3: 0.37x, C = 32: 0.99x,
+    C = 16: 0.95x; the 16 GEMMs' inner dimension is C, too short for OpenBLAS below that),
+    and enough work, N OH OW min(C, O) >= 2^17: above it 1.02x-1.76x at 13 of 14 shapes
+    (the exception 1x512x20x20->512 at 0.98x), below it 0.41x-0.99x at 8 of 10 (exceptions
+    8x128x8x8->128 at 1.04x, 4x64x16x16->64 at 1.06x): one small plane pays the fixed costs
+    of 16 products and the transforms without the arithmetic to hide them.
 
     Memory: V and M hold 16 (C + O) N TH TW numbers, about 4x the layer's input and output,
     and are not split into batch slices; beyond MAX_TILE_BYTES the im2col kernels, which
     slice the batch, run instead."""
     oh, ow, th, tw = _tiles(x_shape, padding)
     c, o = x_shape[1], weight_shape[0]
-    return (min(c, o) >= MIN_CHANNELS and x_shape[0] * oh * ow >= MIN_OUTPUTS
+    return (min(c, o) >= MIN_CHANNELS and x_shape[0] * oh * ow * min(c, o) >= MIN_WORK
             and 16 * (c + o) * x_shape[0] * th * tw * 4 <= MAX_TILE_BYTES)
 
 
