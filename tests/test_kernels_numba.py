@@ -312,3 +312,41 @@ def test_per_example_products_equal_the_batched_product(monkeypatch, shape, grou
     assert one.shape == (shape[1], 1, shape[2] * shape[3]) and np.shares_memory(one, x)
     several = fast._to_onp(x.reshape(shape[0], shape[1], -1))
     assert np.array_equal(several, x.reshape(shape[0], shape[1], -1).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("shape, groups",
+                         [((3, 2, 7, 6), 1), ((4, 4, 6, 5), 2), ((2, 3, 5, 5), 1)])
+def test_per_example_backward_products_equal_the_reference(monkeypatch, shape, groups,
+                                                            sliced):
+    """The backward's two ways to multiply (dL/dy swapped for one large product, or one
+    product per example reading dL/dy in place) both give the reference dL/dx and dL/dW,
+    in one batch slice or several.  A gradient wanted alone takes the per-example way
+    where the rule says so, with no swap; both gradients together share one swap."""
+    if sliced:
+        monkeypatch.setattr(geometry_module, "MAX_COL_BYTES", 2 * shape[1] * 9 * 42 * 8)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((4, shape[1] // groups, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), groups)
+    grad_y = rng.standard_normal(ref.conv2d_forward(x, w, *geometry)[0].shape)
+    expected = (ref.conv2d_backward_input(grad_y, w, x.shape, *geometry),
+                ref.conv2d_backward_weight(grad_y, x, w.shape, *geometry))
+    real_swap = fast._swap
+    swaps = []
+    monkeypatch.setattr(fast, "_swap", lambda *a, **k: swaps.append(1) or real_swap(*a, **k))
+    for per_example in (False, True):
+        monkeypatch.setattr(fast, "_per_example_wins", lambda m, k, p: per_example)
+        _, saved = fast.conv2d_forward(x, w, *geometry, save=True)
+        for need in [(True, False), (False, True), (True, True)]:
+            swaps.clear()
+            got = fast.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
+            for wanted, g, want in zip(need, got, expected):
+                assert (g is None) != wanted
+                if wanted:
+                    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12,
+                                               err_msg=f"per example {per_example}, {need}")
+            if per_example and not all(need):
+                assert not swaps, f"dL/dy swapped for {need} per example"
+            if not per_example and not sliced:
+                assert len(swaps) == 1, f"{len(swaps)} swaps for {need}"

@@ -15,7 +15,8 @@ Writing the GEMM as loops in Numba reaches a few GFLOP/s; NumPy's BLAS reaches c
 machine's peak.  So the Numba kernels here do only the memory-bound parts (im2col, col2im,
 the (N, O) <-> (O, N) layout swap, pooling), and every multiply-add of a convolution goes
 through ``np.matmul``, as ONE large product per group: Y = W @ col is (O, N OH OW), and a
-memory-bound swap makes it (N, O, OH OW).
+memory-bound swap makes it (N, O, OH OW).  (First layers multiply per example instead,
+straight into NCHW: see ``_per_example_wins``.)
 
 Depthwise convolution (groups == C, one input channel per group) has almost no arithmetic
 per byte, so it gets direct loops instead of a GEMM.
@@ -201,10 +202,41 @@ def _per_example(w_matrix, col, out):
             np.matmul(w_matrix[g], col4[g, :, i, :], out=out4[i, g])
 
 
+def _per_example_grad_col(w_t, grad_y, out):
+    """out[:, i, :] = W^T dL/dy[i] for each example i (and group): dL/dcol (G K, m, P) from
+    dL/dy (m, O, P) read in place, NCHW, no layout swap."""
+    groups, k, o_per_group = w_t.shape
+    m, p = grad_y.shape[0], grad_y.shape[2]
+    out4 = out.reshape(groups, k, m, p)
+    gy4 = grad_y.reshape(m, groups, o_per_group, p)
+    for i in range(m):
+        for g in range(groups):
+            np.matmul(w_t[g], gy4[i, g], out=out4[g, :, i, :])
+
+
+def _per_example_grad_weight(col, grad_y, grad_w_t):
+    """grad_w_t[g] += sum_i col[g, :, i, :] dL/dy[i, g]^T: dL/dW^T (G, K, O/G) from col
+    (G K, m, P) and dL/dy (m, O, P), both read in place."""
+    groups, k, o_per_group = grad_w_t.shape
+    m, p = grad_y.shape[0], grad_y.shape[2]
+    col4 = col.reshape(groups, k, m, p)
+    gy4 = grad_y.reshape(m, groups, o_per_group, p)
+    term = np.empty((k, o_per_group), dtype=grad_w_t.dtype)
+    for i in range(m):
+        for g in range(groups):
+            np.matmul(col4[g, :, i, :], gy4[i, g].T, out=term)
+            grad_w_t[g] += term
+
+
 # Per-example products beat one large product plus the swap (measured on the 2-vCPU AMD
 # EPYC, 2026-11-28, float32) for a single-example slice, where the swap is a plain copy
 # (1x64x224x224: 48.7 -> 32.1 ms), and for first layers, K <= 72 with P >= 1024 (K = 27:
 # 1.2-1.6x; K = 72: 1.15x); with K >= 144 they lost (0.8-0.9x), with P <= 784 they tied.
+# The same rule holds for a backward product that has dL/dy to itself (a first layer in
+# training wants dL/dW only): it then needs no swap.  K = 27, batch 32-64 at 56-64 px: dL/dW
+# 1.0-1.2x and dL/dcol 1.2-1.3x faster in isolation, the first layer's step about 1.07x;
+# K = 288 a tie.  When both gradients are wanted, the one swap they share is cheaper than
+# per-example products for both (measured 0.95-1.0x), so conv2d_backward keeps it.
 def _per_example_wins(m, k, p):
     return m == 1 or (k <= 72 and p >= 1024)
 
@@ -212,9 +244,9 @@ def _per_example_wins(m, k, p):
 # ---- convolution ---------------------------------------------------------------------------
 # One GEMM per group (and per batch slice) in every direction: on a shared 2-core machine
 # each multi-threaded BLAS call is a barrier, and N small per-example products were up to
-# 10x slower than one large product plus a memory-bound layout swap.  The exception is the
-# forward pass where _per_example_wins (above): one example, or a first layer's small K
-# with large planes, where each per-example product is big enough.
+# 10x slower than one large product plus a memory-bound layout swap.  The exception is
+# where _per_example_wins (above), in all three directions: one example, or a first
+# layer's small K with large planes, where each per-example product is big enough.
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     """y, and col when ``save`` (dL/dW will be wanted) and the batch ran as one slice."""
@@ -281,9 +313,13 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     step = batch_step(x_shape, weight.shape, p, grad_y.itemsize)
     for b in range(0, n, step):
         m = min(step, n - b)
-        gy_t = (swapped if swapped is not None and m == n
-                else _to_onp(grad_y[b:b + m].reshape(m, o, p)))         # (O, m, P)
-        grad_col = _per_group(w_t, gy_t.reshape(groups, o // groups, m * p))
+        if swapped is None and _per_example_wins(m, k, p):
+            grad_col = scratch("product", (groups * k, m, p), grad_y.dtype)
+            _per_example_grad_col(w_t, grad_y[b:b + m].reshape(m, o, p), grad_col)
+        else:
+            gy_t = (swapped if swapped is not None and m == n
+                    else _to_onp(grad_y[b:b + m].reshape(m, o, p)))     # (O, m, P)
+            grad_col = _per_group(w_t, gy_t.reshape(groups, o // groups, m * p))
         _run(_col2im, m * c, grad_col.size, grad_col.reshape(groups * k, m, p), kh, kw,
              *_flat(stride, padding, dilation), oh, ow, grad_x[b:b + m])
     return grad_x
@@ -313,6 +349,10 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         m = min(step, n - b)
         col = saved if saved is not None else _columns(
             x[b:b + m], kh, kw, stride, padding, dilation, oh, ow)
+        if swapped is None and _per_example_wins(m, k, p):
+            _per_example_grad_weight(col.reshape(groups * k, m, p),
+                                     grad_y[b:b + m].reshape(m, o, p), grad_w_t)
+            continue
         col = col.reshape(groups, k, m * p)
         gy_t = (swapped if swapped is not None and m == n
                 else _to_onp(grad_y[b:b + m].reshape(m, o, p))).reshape(groups, o // groups,
