@@ -116,6 +116,42 @@ def test_buffers_registered_and_reassigned():
     assert "running_mean" in bn._buffers and bn.state_dict()["running_mean"][0] == 2.0
 
 
+def test_attribute_reads_agree_with_the_registries_after_every_kind_of_write():
+    """Registered names are mirrored as plain attributes (fast reads); every way of writing
+    them must keep the mirror and the registry the same object."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3))
+    conv, bn = model[0], model[1]
+
+    def agree():
+        for module in model.modules():
+            for store in (module._parameters, module._buffers, module._modules):
+                for name, value in store.items():
+                    assert getattr(module, name) is value, name
+
+    agree()
+    conv.weight = nn.Parameter(np.ones((3, 2, 3, 3), np.float32))   # replace
+    conv.bias = None                                                  # empty a slot
+    bn.running_mean = np.full(3, 2.0, np.float32)                     # re-assign a buffer
+    agree()
+    model.load_state_dict({**model.state_dict(), "1.running_var": np.full(3, 5.0)},
+                          strict=False)
+    assert bn.running_var[0] == 5.0
+    model.double()                                # _map_arrays replaces buffer arrays
+    assert bn.running_mean.dtype == np.float64
+    agree()
+    conv.register_buffer("scale", np.ones(3))
+    conv.register_parameter("extra", nn.Parameter(np.zeros(2, np.float32)))
+    model.add_module("tail", nn.ReLU())
+    agree()
+    del conv.extra, conv.scale, model.tail
+    for module, name in ((conv, "extra"), (conv, "scale"), (model, "tail")):
+        assert not hasattr(module, name)
+        assert all(name not in s for s in (module._parameters, module._buffers,
+                                           module._modules))
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        conv.missing
+
+
 def test_assigning_a_non_parameter_to_a_parameter_slot_is_refused():
     layer = nn.Linear(2, 2)
     with pytest.raises(TypeError, match="weight"):

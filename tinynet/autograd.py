@@ -202,7 +202,9 @@ class Tensor:
                 raise ValueError(
                     f"backward() without a gradient needs a scalar output; got shape "
                     f"{self.shape}: pass grad= of that shape (e.g. the upstream gradient)")
-            grad = xp.ones(self.data.shape, dtype=self.data.dtype)  # (ones_like: 3x slower)
+            # 1 in the output's dtype and shape (np.ones is Python code around empty + copyto,
+            # several times the cost of this on the usual 0-d loss)
+            grad = xp.asarray(1, dtype=self.data.dtype).reshape(self.data.shape)
         else:
             grad = _as_array(grad, dtype=self.dtype)
             if grad.shape != self.shape:
@@ -312,25 +314,17 @@ class Function:
 
     def __call__(self, *inputs):
         # This runs for every op, so it is written for speed (plain loops, no generators).
-        reference = None
+        arrays, wants = [], []
         for x in inputs:
-            if isinstance(x, Tensor):
-                reference = x
-                break
-        if reference is None:
-            reference = Tensor(inputs[0])
-        tensors, arrays, wants = list(inputs), [], []
-        for i, x in enumerate(inputs):
-            if not isinstance(x, Tensor):     # a plain number or array: becomes a constant
-                x = tensors[i] = Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
-                                        device=reference.device)
+            if not isinstance(x, Tensor):     # a plain number or array among the inputs:
+                return self._call_with_constants(inputs)
             arrays.append(x.data)
             wants.append(x.requires_grad)
         if (len(arrays) > 1 and backend.cupy_loaded()          # else all are on the CPU
                 and len({backend.device_of(a) for a in arrays}) > 1):
             raise ValueError(
                 f"{type(self).__name__}: inputs are on different devices "
-                f"{[t.device for t in tensors]}; move them with .to(device) first")
+                f"{[t.device for t in inputs]}; move them with .to(device) first")
         needs_grad = _grad_mode.enabled and True in wants
         # Which inputs backward must give a gradient for, known before forward runs, so
         # that forward keeps only what those gradients need (Conv2d: col for dL/dW).
@@ -338,12 +332,23 @@ class Function:
         output = self.forward(*arrays)
         result = Tensor.__new__(Tensor)   # no checks: forward made a good array
         if needs_grad:
-            self.inputs = tensors
+            self.inputs = inputs
             self.made_at = _changes.count     # for the version check in backward
             result._set_fields(output, True, None, self)
         else:
             result._set_fields(output, False)
         return result
+
+    def _call_with_constants(self, inputs):
+        """``__call__`` when some inputs are plain numbers or arrays: each becomes a constant
+        Tensor with the dtype and device of the first Tensor input (see _const_dtype)."""
+        reference = next((x for x in inputs if isinstance(x, Tensor)), None)
+        if reference is None:
+            reference = Tensor(inputs[0])
+        return self(*(x if isinstance(x, Tensor) else
+                      Tensor(_as_array(x, dtype=_const_dtype(x, reference)),
+                             device=reference.device)
+                      for x in inputs))
 
     released = False      # set by release(); a class default keeps the check cheap
     saves_inputs = True   # False for ops whose backward never reads an input's values
@@ -457,7 +462,8 @@ def run_backward(root, grad, retain_graph=False):
             if parent_grad.shape != data.shape:      # a bug in an op, say so clearly
                 raise RuntimeError(f"{fn}.backward returned a gradient of shape "
                                    f"{parent_grad.shape} for an input of shape {data.shape}")
-            if parent_grad.dtype != data.dtype:      # e.g. float32 x times a float64 array:
+            if (parent_grad.dtype is not data.dtype       # (identity first: the usual case)
+                    and parent_grad.dtype != data.dtype):  # e.g. float32 x times float64:
                 parent_grad = parent_grad.astype(data.dtype)   # as PyTorch, x's dtype
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad

@@ -70,7 +70,7 @@ class Optimizer:
     def step(self):
         for group in self.param_groups:       # check everything first: no half-done step
             for p in group["params"]:
-                if p.grad is not None and p.grad.shape != p.shape:
+                if p.grad is not None and p.grad.shape != p.data.shape:
                     raise ValueError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{tuple(p.shape)} has a gradient of shape "
                                      f"{tuple(p.grad.shape)}; no parameter was updated")

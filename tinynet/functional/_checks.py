@@ -46,7 +46,8 @@ def check_axis(axis, ndim, op):
 
 def check_number(value, name, op, low=None, high=None):
     """A real number (not bool, not NaN) in [low, high]; None leaves a side open."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool)     # (float first: the ABC
+                                     or not isinstance(value, numbers.Real)):  # check is slow)
         raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
     value = float(value)
     too_high = high is not None and value > high

@@ -88,6 +88,11 @@ class Module:
         return output
 
     # ---- registration by attribute assignment -------------------------------------------
+    # A registered name lives in its registry (which keeps the order and the kind) and is
+    # mirrored in the instance __dict__, so that reading ``self.weight`` is a plain
+    # attribute lookup: going through __getattr__ raises and catches an AttributeError
+    # first, about 1.5 us per read, a visible share of a small model's step.  Every write
+    # therefore goes through __setattr__, __delattr__ or register_*, which keep both.
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call super().__init__() before assigning attributes "
@@ -98,7 +103,6 @@ class Module:
             for store in (params, buffers, modules):
                 if store is not target:    # replacing in place keeps the name's position
                     store.pop(name, None)
-            self.__dict__.pop(name, None)
             target[name] = value
         elif name in buffers:           # re-assigning a buffer keeps it a buffer
             buffers[name] = value
@@ -108,22 +112,15 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} to {kind} '{name}' "
                                 f"(a {'Parameter' if name in params else 'Module'} or None expected)")
             (params if name in params else modules)[name] = None
-        else:
-            object.__setattr__(self, name, value)
+        object.__setattr__(self, name, value)       # the plain attribute, or the mirror
 
     def __getattr__(self, name):
-        # Called only when normal lookup fails: look in the three registries.
-        d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
+        # Called only when normal lookup fails (the name is not in __dict__).
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
         for store in (self._parameters, self._buffers, self._modules):
-            if name in store:
-                del store[name]
-                return
+            store.pop(name, None)
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
@@ -131,8 +128,8 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, "
                             f"got {type(param).__name__}")
-        self.__dict__.pop(name, None)
         self._parameters[name] = param
+        object.__setattr__(self, name, param)
 
     def register_buffer(self, name, array):
         """Register a non-learned state array (saved in state_dict, moved by ``to``)."""
@@ -141,14 +138,14 @@ class Module:
                 array = array.data
             if not (isinstance(array, np.ndarray) or backend.is_cupy_array(array)):
                 array = np.asarray(array)
-        self.__dict__.pop(name, None)
         self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: '{name}' must be a Module, got {type(module).__name__}")
-        self.__dict__.pop(name, None)
         self._modules[name] = module
+        object.__setattr__(self, name, module)
 
     # ---- walking the tree ---------------------------------------------------------------
     def named_modules(self, prefix="", remove_duplicate=True):
@@ -255,7 +252,7 @@ class Module:
                     p.grad = fn(p.grad)
             for name, b in module._buffers.items():
                 if b is not None and (not floating_only or b.dtype.kind == "f"):
-                    module._buffers[name] = fn(b)
+                    setattr(module, name, fn(b))        # the registry and its mirror
         return self
 
     def to(self, device):
@@ -351,7 +348,7 @@ class Module:
                 module._parameters[name].data = array
                 bump_version(module._parameters[name])
             else:
-                module._buffers[name] = array
+                setattr(module, name, array)            # the registry and its mirror
         return missing, unexpected
 
     # ---- hooks ------------------------------------------------------------------------
