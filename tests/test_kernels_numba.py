@@ -83,6 +83,13 @@ def check_conv(case):
                  ref.conv2d_backward_input(gy, w, x.shape, *geometry), dtype)
     assert_close(fast.conv2d_backward_weight(gyd, xd, w.shape, *geometry),
                  ref.conv2d_backward_weight(gy, x, w.shape, *geometry), dtype)
+    # as in training: the forward saves col (a view of x for a 1x1 kernel and one example),
+    # and the backward uses it for dL/dW
+    y_saved, col = fast.conv2d_forward(xd, wd, *geometry, save=True)
+    assert_close(y_saved, y, dtype)
+    grad_x, grad_w = fast.conv2d_backward(gyd, xd, wd, *geometry, saved=col)
+    assert_close(grad_x, ref.conv2d_backward_input(gy, w, x.shape, *geometry), dtype)
+    assert_close(grad_w, ref.conv2d_backward_weight(gy, x, w.shape, *geometry), dtype)
 
 
 @SETTINGS
@@ -96,6 +103,7 @@ def test_conv2d_matches_reference(case):
     ((2, 3, 32, 33), (4, 3, 3, 3), (1, 1), 1),     # a first layer: 3 channels, large planes
     ((1, 4, 6, 5), (5, 4, 3, 2), (1, 0), 1),       # batch of one
     ((3, 5, 4, 6), (7, 5, 1, 1), (0, 0), 1),       # 1x1: col is x swapped, no im2col
+    ((1, 5, 4, 6), (7, 5, 1, 1), (0, 0), 1),       # 1x1, one example: col is a view of x
     ((2, 6, 4, 5), (4, 3, 1, 1), (0, 0), 2),       # 1x1 with groups
     ((2, 4, 5, 5), (8, 1, 3, 3), (1, 1), 4),       # depthwise with 2 outputs per channel
 ])

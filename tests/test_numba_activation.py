@@ -1,4 +1,4 @@
-"""The Numba ReLU kernels (kernels/numba_activation.py) against the plain NumPy code of
+"""The Numba ReLU and ReLU6 kernels (kernels/numba_activation.py) against the plain NumPy code of
 functional/activation.py, which ``kernels.use("numpy")`` selects: bitwise-equal outputs and
 gradients, NaN, inf and signed zeros included, on odd shapes, float32 and float64."""
 import numpy as np
@@ -16,18 +16,27 @@ SHAPES = [(4097,), (3, 7, 13, 17), (2, 5, 31, 29), (1, 1, 64, 65)]
 
 
 def with_specials(rng, shape, dtype):
-    """Normal values with NaN, +-inf and +-0 sprinkled in."""
-    a = rng.standard_normal(shape).astype(dtype)
+    """Normal values (times 4, so that ReLU6's upper kink is crossed) with NaN, +-inf,
+    +-0 and exactly 6 sprinkled in."""
+    a = (4 * rng.standard_normal(shape)).astype(dtype)
     flat = a.reshape(-1)
     where = rng.choice(flat.size, size=min(60, flat.size), replace=False)
-    flat[where] = np.resize(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype), where.size)
+    flat[where] = np.resize(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0], dtype),
+                            where.size)
     return a
 
 
-def relu_and_grad(setting, x, g):
+# op, its definition, where its slope is 1
+OPS = {"relu": (F.relu, lambda x: np.where(np.isnan(x) | (x > 0), x, 0),
+                lambda x: np.isnan(x) | (x > 0)),
+       "relu6": (F.relu6, lambda x: np.where(x >= 6, 6, np.where(x < 0, 0, x)),  # as clip
+                 lambda x: np.isnan(x) | ((x > 0) & (x < 6)))}
+
+
+def relu_and_grad(setting, x, g, op="relu"):
     with kernels.use(setting):
         xt = tn.tensor(x, requires_grad=True)
-        y = F.relu(xt)
+        y = OPS[op][0](xt)
         y.backward(g)
     return y.numpy(), xt.grad
 
@@ -40,16 +49,19 @@ def same_bits(a, b):
 @pytest.mark.filterwarnings("ignore:invalid value encountered")    # inf * 0, on purpose
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_numba_relu_matches_numpy_path(shape, dtype, rng):
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_numba_relu_matches_numpy_path(op, shape, dtype, rng):
     x = with_specials(rng, shape, dtype)
     g = with_specials(rng, shape, dtype)          # inf/NaN upstream where y = 0: g * 0 = NaN
-    y_fast, gx_fast = relu_and_grad("auto", x, g)
-    y_plain, gx_plain = relu_and_grad("numpy", x, g)
+    y_fast, gx_fast = relu_and_grad("auto", x, g, op)
+    y_plain, gx_plain = relu_and_grad("numpy", x, g, op)
     assert same_bits(y_fast, y_plain)
     assert same_bits(gx_fast, gx_plain)
     # and against the definition, not only the other code path
-    np.testing.assert_array_equal(y_fast, np.where(np.isnan(x) | (x > 0), x, 0))
-    keep = np.isnan(x) | (x > 0)
+    _, definition, slope_one = OPS[op]
+    np.testing.assert_array_equal(y_fast, definition(x))
+    assert same_bits(np.signbit(y_fast), np.signbit(definition(x)))   # signed zeros
+    keep = slope_one(x)
     np.testing.assert_array_equal(gx_fast[keep], g[keep])
     np.testing.assert_array_equal(gx_fast[~keep], g[~keep] * 0)
 
@@ -63,17 +75,18 @@ def test_numba_relu_of_a_noncontiguous_input(rng):
     assert same_bits(np.ascontiguousarray(gx_fast), np.ascontiguousarray(gx_plain))
 
 
-def test_numba_relu_is_the_path_taken(rng, monkeypatch):
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_numba_relu_is_the_path_taken(op, rng, monkeypatch):
     """'auto' runs the Numba kernels, 'numpy' and 'reference' the plain code."""
     from tinynet.kernels import numba_activation
 
     def broken(*args):
         raise RuntimeError("numba kernel called")
-    monkeypatch.setattr(numba_activation, "relu_forward", broken)
-    x = tn.tensor(rng.standard_normal((4, 3, 32, 32)).astype(np.float32))
+    monkeypatch.setattr(numba_activation, f"{op}_backward", broken)
+    x = tn.tensor(rng.standard_normal((4, 3, 32, 32)).astype(np.float32), requires_grad=True)
     assert x.numpy().size >= activation._NUMBA_RELU_MIN_SIZE
     for setting in ("numpy", "reference"):
         with kernels.use(setting):
-            F.relu(x)
+            OPS[op][0](x).sum().backward()
     with kernels.use("auto"), pytest.raises(RuntimeError, match="numba kernel called"):
-        F.relu(x)
+        OPS[op][0](x).sum().backward()

@@ -77,7 +77,9 @@ def _all_kernels(rng):
     inv_std = 1 / np.sqrt(var + 1e-5)
     weight = rng.standard_normal(5)
     pooled, argmax = numba_pool.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
-    return [y, numba_activation.relu_backward(grad, y), mean, var,
+    y6 = np.clip(3 * x, 0, 6)
+    return [y, numba_activation.relu_backward(grad, y), y6,
+            numba_activation.relu6_backward(grad, y6), mean, var,
             numba_norm.normalize(x, mean, inv_std, weight, rng.standard_normal(5)),
             *[g for g in numba_norm.batch_norm_backward(grad, x, mean, inv_std, weight,
                                                         True, True, True)],

@@ -46,6 +46,7 @@ def test_every_kernel_output_starts_gap_bytes_into_its_allocation():
         "conv dL/dx": cpu_numba.conv2d_backward_input(gy, w, x.shape, (1, 1), (1, 1), (1, 1), 1),
         "relu forward": numba_activation.relu_forward(y),
         "relu backward": numba_activation.relu_backward(gy, y),
+        "relu6 backward": numba_activation.relu6_backward(gy, y),
     }
     pooled, argmax = numba_pool.max_pool2d_forward(y, (2, 2), (2, 2), (0, 0))
     outputs["max-pool forward"] = pooled

@@ -71,15 +71,20 @@ class LeakyReLU(Function):
 
 class ReLU6(Function):
     """min(max(0, eta), 6).  Slope 1 strictly inside (0, 6), 0 outside (PyTorch's choice
-    at the two kinks); slope 1 at NaN, as PyTorch."""
+    at the two kinks); slope 1 at NaN, as PyTorch.  The output y tells the slope as well as
+    eta does (y is in (0, 6) or NaN exactly when eta is), so y is kept, not a mask."""
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        self.inside = ((x > 0) & (x < 6)) | xp.isnan(x)
-        return backend.get_array_module(x).clip(x, 0, 6)
+        self.y = backend.get_array_module(x).clip(x, 0, 6)
+        return self.y
 
     def backward(self, grad):
-        return grad * self.inside
+        y = self.y
+        fast = _numba_relu(grad)
+        if fast is not None and grad.shape == y.shape and grad.dtype == y.dtype:
+            return fast.relu6_backward(grad, y)
+        xp = backend.get_array_module(grad)
+        return grad * (((y > 0) & (y < 6)) | xp.isnan(y))
 
 
 # ---- smooth squashing functions -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""ReLU as Numba kernels: forward and backward, each ONE pass over the activations.
+"""ReLU as Numba kernels, forward and backward, and ReLU6's backward: ONE pass each over the
+activations.
 
 The readable version is ``ReLU`` in functional/activation.py; it stays the reference these
 kernels are tested against, and ``tinynet.kernels.use("numpy")`` runs it.  Its backward
@@ -10,6 +11,11 @@ equal::
     forward    y  = x if x > 0 or x is NaN else 0     (= np.maximum(x, 0), -0.0 -> +0.0)
     backward   gx = g * s,  s = 1 if y > 0 or y is NaN else 0
                                                (g * 0, not 0: an inf or NaN g still gives NaN)
+
+    ReLU6 backward   gx = g * s,  s = 1 if 0 < y < 6 or y is NaN else 0   (y = clip(x, 0, 6))
+
+(ReLU6's forward stays np.clip: one vectorised pass already, 0.12 ms against a compiled
+loop's 0.26 on 1x32x112x112, one thread; the NumPy backward is four passes and a cast.)
 
 Arrays are handled flat (C-contiguous), in blocks of BLOCK elements so that numba_threads.run
 can split them over threads.  Both loops are bound by memory bandwidth: on the demo's
@@ -40,6 +46,14 @@ def _relu_backward(grad, y, gx, t0, t1):
         gx[i] = grad[i] * slope
 
 
+@njit(cache=True, nogil=True)
+def _relu6_backward(grad, y, gx, t0, t1):
+    for i in range(t0 * BLOCK, min(t1 * BLOCK, grad.size)):
+        v = y[i]
+        slope = 1 if ((v > 0 and v < 6) or v != v) else 0
+        gx[i] = grad[i] * slope
+
+
 def _blocks(size):
     return (size + BLOCK - 1) // BLOCK
 
@@ -56,5 +70,13 @@ def relu_backward(grad, y):
     shape.  The result has grad's dtype."""
     gx = empty_like(grad)
     run(_relu_backward, _blocks(grad.size), 2 * grad.size, grad.reshape(-1), y.reshape(-1),
+        gx.reshape(-1))
+    return gx
+
+
+def relu6_backward(grad, y):
+    """dL/dx = dL/dy where 0 < y < 6 or y is NaN, else dL/dy * 0 (y: relu6's output)."""
+    gx = empty_like(grad)
+    run(_relu6_backward, _blocks(grad.size), 2 * grad.size, grad.reshape(-1), y.reshape(-1),
         gx.reshape(-1))
     return gx
