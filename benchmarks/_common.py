@@ -7,6 +7,7 @@ vCPU sometimes stalls for seconds):
 * runs ALTERNATE (tinynet, PyTorch, NumPy, tinynet, ...), so a slow spell hits all alike;
 * the table reports the MEDIAN of the runs, and ratios of medians.
 """
+import math
 import os
 import platform
 import statistics
@@ -29,20 +30,43 @@ def try_torch(threads=2):
     return torch
 
 
-def alternate(contenders, repeats=7, warmup=1):
-    """Time each callable ``repeats`` times, interleaved; returns {name: [seconds]}."""
+def alternate(contenders, repeats=7, warmup=1, min_time=0.0):
+    """Time each callable ``repeats`` times, interleaved; returns {name: [seconds per call]}.
+
+    ``min_time``: a sample calls its contender as many times as make up at least this many
+    seconds (the count found after the warm-up, by doubling, as timeit's autorange does:
+    a first call may include compiling), so that a sub-millisecond op is not timed by
+    single calls, which one vCPU stall, or PyTorch's OpenMP threads still spinning after
+    its own call, can double."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
+    loops = {name: _calls_lasting(fn, min_time) for name, fn in contenders.items()}
     times = {name: [] for name in contenders}
     names = list(contenders)
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]   # rotate who goes first
         for name in order:
+            fn, count = contenders[name], loops[name]
             start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(count):
+                fn()
+            times[name].append((time.perf_counter() - start) / count)
     return times
+
+
+def _calls_lasting(fn, seconds):
+    """How many calls of ``fn`` take at least ``seconds`` (1 when seconds is 0)."""
+    count = 1
+    while seconds > 0:
+        start = time.perf_counter()
+        for _ in range(count):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+        count = max(2 * count, math.ceil(count * seconds / max(elapsed, 1e-9)))
+    return count
 
 
 def median(values):

@@ -1,6 +1,6 @@
 """Depthwise 3x3 convolution (MobileNet v1 0.25 at 128 px, batch 32): tinynet vs PyTorch.
 
-    python -m benchmarks.bench_depthwise [--repeats 9]
+    python -m benchmarks.bench_depthwise [--repeats 9] [--min-time 0.03]
 
 For each layer shape, forward alone (no gradients) and forward + backward (x and w require
 gradients), float32, alternating in one process, medians.  "old" is tinynet with the
@@ -78,6 +78,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--min-time", type=float, default=0.03,
+                        help="seconds of calls per sample (many calls of a sub-ms layer)")
     args = parser.parse_args(argv)
     torch = try_torch(args.torch_threads)
     if torch is None:
@@ -87,7 +89,8 @@ def main(argv=None):
     rows = []
     for n, c, size, stride in SHAPES:
         t = {k: median(v) for k, v in alternate(contenders(n, c, size, stride, torch),
-                                                 repeats=args.repeats).items()}
+                                                 repeats=args.repeats,
+                                                 min_time=args.min_time).items()}
         rows.append([f"{n}x{c}x{size}x{size} s{stride}",
                      f"{t['fwd torch'] / t['fwd']:.2f}x", f"{t['fwd torch'] / t['fwd old']:.2f}x",
                      f"{t['step torch'] / t['step']:.2f}x",
