@@ -10,7 +10,8 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
 * planes (16x16 and larger): each task copies its (n, c) plane once into a zero-padded
   buffer that stays in cache, and every output is one expression of nine taps with the
   kernel in registers.  The row loop vectorizes only when the column step is a constant:
-  stride 1 has its own loop, and stride 2 too (its taps are read as interleaved pairs).
+  stride 1 has its own kernel, and stride 2 too (its taps are read as interleaved pairs);
+  the general loop (_forward) serves other strides and dL/dx at stride > 1.
 * channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels): one
   (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
   are shorter than a SIMD register.  So each example is transposed once into a padded
@@ -44,7 +45,7 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
 # No array views inside the loops (x[n, c], pad[r]): each one costs a reference-count
 # update, which dominated on the 8x8 and 4x4 planes of MobileNet's last layers.
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")     # inlined: see _forward_stride1
 def _pad_plane(x, n, c, ph, pw, pad):
     """pad[r, q] = x[n, c, r - PH, q - PW], zero outside x (the border zeroed, the inside
     copied row by row: no test per pixel)."""
@@ -120,6 +121,29 @@ def _forward(x, w, sh, sw, ph, pw, eh, ew, y, t0, t1):
                 _forward_row(pad, i * sh, k, sw, y, n, c, i)
 
 
+@njit(cache=True, nogil=True)
+def _forward_stride1(x, w, ph, pw, y, t0, t1):
+    """_forward at stride 1 (no spread), the common case, with its own loops: the row index
+    i itself (no i * SH) and, for the usual padding 1, the padding as literals in the
+    inlined _pad_plane, so that its copy loops have known bounds.  1.2-1.7x faster than
+    the general loop on MobileNet's planes (14x14 to 112x112; alternated, one thread)."""
+    c_ = x.shape[1]
+    oh, ow = y.shape[2], y.shape[3]
+    pad = np.empty((oh + 2, ow + 2), dtype=x.dtype)
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        if ph == 1 and pw == 1:
+            _pad_plane(x, n, c, 1, 1, pad)
+        else:
+            _pad_plane(x, n, c, ph, pw, pad)
+        k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
+             w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
+        for i in range(oh):
+            for j in range(ow):
+                y[n, c, i, j] = _nine_taps(pad, i, j, k)
+
+
 @njit(cache=True, nogil=True, fastmath={"contract"})     # a * b + c as one FMA
 def _forward_stride2(x, w, ph, pw, y, t0, t1):
     """_forward at stride 2 (no spread), with the step a literal 2 in both directions, so
@@ -134,7 +158,10 @@ def _forward_stride2(x, w, ph, pw, y, t0, t1):
     for t in range(t0, t1):
         n = t // c_
         c = t - n * c_
-        _pad_plane(x, n, c, ph, pw, pad)
+        if ph == 1 and pw == 1:                 # literals, as in _forward_stride1
+            _pad_plane(x, n, c, 1, 1, pad)
+        else:
+            _pad_plane(x, n, c, ph, pw, pad)
         k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
              w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
         for i in range(oh):
@@ -350,9 +377,9 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
     if _channels_last(x.shape) and tuple(spread) == (1, 1):
         run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
             y)
-    elif tuple(stride) == (2, 2) and tuple(spread) == (1, 1):
-        run(_forward_stride2, x.shape[0] * x.shape[1], 9 * y.size, x, weight, padding[0],
-            padding[1], y)
+    elif tuple(stride) in ((1, 1), (2, 2)) and tuple(spread) == (1, 1):
+        kernel = _forward_stride1 if tuple(stride) == (1, 1) else _forward_stride2
+        run(kernel, x.shape[0] * x.shape[1], 9 * y.size, x, weight, padding[0], padding[1], y)
     else:
         run(_forward, x.shape[0] * x.shape[1], 9 * y.size, x, weight, *geometry, *spread, y)
 
