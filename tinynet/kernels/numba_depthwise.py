@@ -67,6 +67,23 @@ def _pad_plane(x, n, c, ph, pw, pad):
             pad[r, q] = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pad_plane_literal(x, n, c, ph, pw, pad):
+    """_pad_plane, with the usual padding 1 passed as literals: the inlined copy loops then
+    have known bounds (part of _forward_stride1's 1.2-1.7x)."""
+    if ph == 1 and pw == 1:
+        _pad_plane(x, n, c, 1, 1, pad)
+    else:
+        _pad_plane(x, n, c, ph, pw, pad)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _kernel_taps(w, c):
+    """The nine weights of channel c as a tuple, k[3 u + v] = w[c, 0, u, v] (in registers)."""
+    return (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
+            w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
+
+
 @njit(cache=True, nogil=True)
 def _spread_plane(x, n, c, eh, ew, ph, pw, pad):
     """pad[PH + r EH, PW + q EW] = x[n, c, r, q], zero elsewhere (x's elements spread EH, EW
@@ -110,8 +127,7 @@ def _forward(x, w, sh, sw, ph, pw, eh, ew, y, t0, t1):
             _pad_plane(x, n, c, ph, pw, pad)
         else:
             _spread_plane(x, n, c, eh, ew, ph, pw, pad)
-        k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
-             w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
+        k = _kernel_taps(w, c)
         for i in range(oh):
             if sw == 1:
                 _forward_row(pad, i * sh, k, 1, y, n, c, i)
@@ -133,12 +149,8 @@ def _forward_stride1(x, w, ph, pw, y, t0, t1):
     for t in range(t0, t1):
         n = t // c_
         c = t - n * c_
-        if ph == 1 and pw == 1:
-            _pad_plane(x, n, c, 1, 1, pad)
-        else:
-            _pad_plane(x, n, c, ph, pw, pad)
-        k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
-             w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
+        _pad_plane_literal(x, n, c, ph, pw, pad)
+        k = _kernel_taps(w, c)
         for i in range(oh):
             for j in range(ow):
                 y[n, c, i, j] = _nine_taps(pad, i, j, k)
@@ -158,12 +170,8 @@ def _forward_stride2(x, w, ph, pw, y, t0, t1):
     for t in range(t0, t1):
         n = t // c_
         c = t - n * c_
-        if ph == 1 and pw == 1:                 # literals, as in _forward_stride1
-            _pad_plane(x, n, c, 1, 1, pad)
-        else:
-            _pad_plane(x, n, c, ph, pw, pad)
-        k = (w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2], w[c, 0, 1, 0], w[c, 0, 1, 1],
-             w[c, 0, 1, 2], w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2])
+        _pad_plane_literal(x, n, c, ph, pw, pad)
+        k = _kernel_taps(w, c)
         for i in range(oh):
             for j in range(ow):
                 y[n, c, i, j] = _nine_taps(pad, 2 * i, 2 * j, k)
