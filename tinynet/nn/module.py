@@ -9,7 +9,9 @@ assigning an attribute (``self.weight = Parameter(...)``, ``self.fc = Linear(...
 
 Each registered name is also a plain instance attribute (a mirror that ``__setattr__``,
 ``__delattr__`` and ``register_*`` keep), so reading ``self.weight`` in a forward costs no
-more than any attribute.  Everything else follows by walking that tree: ``named_parameters()`` yields dotted names
+more than any attribute.
+
+Everything else follows by walking that tree: ``named_parameters()`` yields dotted names
 such as ``"features.0.weight"`` exactly as PyTorch spells them, so ``state_dict()`` and
 ``load_state_dict()`` move weights between tinynet and PyTorch unchanged.
 """
