@@ -83,6 +83,26 @@ def test_recycle_ignores_arrays_it_did_not_hand_out():
     assert scratch.held_bytes() == 0
 
 
+def test_a_kept_col_of_one_example_is_not_a_view_of_the_input():
+    """A 1x1 convolution of one example may read x in place as col, but not when col is
+    kept for dL/dW: the kept col is recycled after backward, and x (a kernel's output,
+    allocated like a buffer of new_buffer's) would be handed out again while it lives."""
+    import tinynet as tn
+    import tinynet.functional as F
+    scratch.release()
+    rng = np.random.default_rng(0)
+    x = F.relu(tn.tensor(rng.standard_normal((1, 8, 32, 32)).astype(np.float32)))
+    assert x.numpy().base is not None           # from scratch.empty, as kernel outputs are
+    w = tn.tensor(rng.standard_normal((4, 8, 1, 1)).astype(np.float32), requires_grad=True)
+    kept = x.numpy().copy()
+    F.conv2d(x, w).sum().backward()
+    fresh = scratch.new_buffer(x.shape, np.float32)     # a recycled buffer if there is one
+    assert not np.shares_memory(fresh, x.numpy())
+    fresh[...] = 7
+    np.testing.assert_array_equal(x.numpy(), kept)
+    scratch.release()
+
+
 _FAULTS_ON_REUSE = textwrap.dedent("""
     import resource, numpy as np
     import tinynet

@@ -169,11 +169,14 @@ def _to_onp(a):
 def _columns(x, kh, kw, stride, padding, dilation, oh, ow, keep=False):
     """col (C KH KW, N, OH OW), in the scratch buffer or, with ``keep``, an array of its own
     (to be saved for backward).  A 1x1 kernel with stride 1 and no padding needs no im2col:
-    col is x with axes 0, 1 swapped, and for one example x itself (a view, no copy)."""
+    col is x with axes 0, 1 swapped, and for one example x itself (a view, no copy) unless
+    col is to be kept: a kept col goes to ``recycle`` after backward, which cannot tell a
+    view of x (a kernel's output, allocated the same way) from a buffer of its own, and
+    would hand x's memory out again while x lives."""
     n, c = x.shape[:2]
     shape = (c * kh * kw, n, oh * ow)
     pointwise = (kh, kw, tuple(stride), tuple(padding)) == (1, 1, (1, 1), (0, 0))
-    if pointwise and n == 1:
+    if pointwise and n == 1 and not keep:
         return x.reshape(shape)
     col = new_buffer(shape, x.dtype) if keep else scratch("col", shape, x.dtype)
     if pointwise:

@@ -140,8 +140,8 @@ def _forward(x, w, sh, sw, ph, pw, eh, ew, y, t0, t1):
 @njit(cache=True, nogil=True, inline="always")
 def _forward_planes(x, w, ph, pw, y, t0, t1, step, spread, pad):
     """The loop of _forward_stride1, _forward_stride2 and _forward_spread2: each is this,
-    inlined with its literal step and spread (1 or 2), so the row loop compiles with a
-    constant column step and the plane fill with constant bounds."""
+    inlined with its literal step and spread (1 or 2), so that the row loop compiles with a
+    constant column step."""
     c_ = x.shape[1]
     for t in range(t0, t1):
         n = t // c_
