@@ -80,7 +80,21 @@ def test_recycle_ignores_arrays_it_did_not_hand_out():
     scratch.release()
     scratch.recycle(np.empty((6, 4, 10), np.float32))
     scratch.recycle(scratch.empty((6, 4, 10), np.float32)[1:])
+    # a kernel output of exactly a col's size, allocated the same way as new_buffer's:
+    # taking it would hand a live activation's memory out again
+    scratch.recycle(scratch.empty((6, 4, 10), np.float32))
     assert scratch.held_bytes() == 0
+
+
+def test_a_buffer_given_back_twice_is_pooled_once():
+    scratch.release()
+    a = scratch.new_buffer((6, 4, 10), np.float32)
+    scratch.recycle(a)
+    scratch.recycle(a)                  # a second release of the same col: ignored
+    b = scratch.new_buffer((6, 4, 10), np.float32)
+    c = scratch.new_buffer((6, 4, 10), np.float32)
+    assert b.base is a.base and c.base is not a.base      # not handed out twice
+    scratch.release()
 
 
 def test_a_kept_col_of_one_example_is_not_a_view_of_the_input():

@@ -32,6 +32,7 @@ import ctypes
 import os
 import platform
 import threading
+import weakref
 
 import numpy as np
 
@@ -41,6 +42,10 @@ _per_thread = threading.local()     # role -> uint8 buffer, grown as needed
 
 _spare = {}                         # nbytes -> [uint8 buffers a finished backward gave back]
 MAX_SPARE_BYTES = 256 * 2**20
+# The buffers new_buffer has handed out and nobody has given back yet, by id.  recycle takes
+# only these: a kernel output from ``empty`` is allocated the same way, and taking a view
+# of a live activation into the pool would let the next new_buffer write into it.
+_handed_out = weakref.WeakValueDictionary()
 
 
 def _allocate(nbytes):
@@ -79,15 +84,18 @@ def new_buffer(shape, dtype):
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     spares = _spare.get(nbytes)
     buffer = spares.pop() if spares else _allocate(nbytes)
+    _handed_out[id(buffer)] = buffer
     return _usable(buffer, nbytes).view(dtype).reshape(shape)
 
 
 def recycle(array):
-    """Give back an array from ``new_buffer`` that nothing reads any more."""
+    """Give back an array from ``new_buffer`` that nothing reads any more.  Anything else
+    (a kernel output, a NumPy array, a buffer already given back) is ignored."""
     buffer = array.base             # NumPy points every view at the array owning the memory
-    if buffer is None or buffer.dtype != np.uint8 or buffer.base is not None \
-            or buffer.ndim != 1 or buffer.size != array.nbytes + GAP:
+    if buffer is None or _handed_out.get(id(buffer)) is not buffer \
+            or buffer.size != array.nbytes + GAP:
         return
+    del _handed_out[id(buffer)]
     spare_bytes = sum(b.nbytes for buffers in list(_spare.values()) for b in buffers)
     if spare_bytes + buffer.nbytes <= MAX_SPARE_BYTES:
         _spare.setdefault(array.nbytes, []).append(buffer)
@@ -125,3 +133,4 @@ def release():
     """Free this thread's scratch buffers and the spare pool."""
     _per_thread.__dict__.clear()
     _spare.clear()
+    _handed_out.clear()
