@@ -241,8 +241,9 @@ def _per_example_grad_weight(col, grad_y, grad_w_t):
 # The same rule holds for a backward product that has dL/dy to itself (a first layer in
 # training wants dL/dW only): it then needs no swap.  K = 27, batch 32-64 at 56-64 px: dL/dW
 # 1.0-1.2x and dL/dcol 1.2-1.3x faster in isolation, the first layer's step faster in 7 of
-# 8 alternated pairs (0-15%); K = 288 a tie.  When both gradients are wanted, the one swap they share is cheaper than
-# per-example products for both (measured 0.95-1.0x), so conv2d_backward keeps it.
+# 8 alternated pairs (0-15%); K = 288 a tie.  When both gradients are wanted, the one swap
+# they share is cheaper than per-example products for both (measured 0.95-1.0x), so
+# conv2d_backward keeps it.
 def _per_example_wins(m, k, p):
     return m == 1 or (k <= 72 and p >= 1024)
 
