@@ -118,15 +118,18 @@ def test_conv2d_gradcheck_under_winograd(rng):
 
 
 def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
-    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48) whose
-    products are large enough (N OH OW min(C, O) >= 2^17); not a first layer, not C = 32,
-    not one small plane, and not where V and M would need more than MAX_TILE_BYTES."""
+    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48, or 32 in a
+    batch of at least 8) whose products are large enough (N OH OW min(C, O) >= 2^17); not a
+    first layer, not C = 32 for a few examples, not C = 16, not one small plane, and not
+    where V and M would need more than MAX_TILE_BYTES."""
     args = ((1, 1), (1, 1), (1, 1), 1)
     x = np.zeros((1, 1, 1, 1), np.float32)         # only its type and dtype are read
     cases = [((64, 64, 16, 16), (128, 64, 3, 3), True), ((1, 256, 56, 56), (256, 256, 3, 3), True),
              ((1, 512, 28, 28), (512, 512, 3, 3), True),      # 784 x 512: VGG's conv 4
-             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((64, 32, 32, 32), (64, 32, 3, 3), False),
-             ((1, 64, 14, 14), (128, 64, 3, 3), False), ((64, 64, 16, 16), (32, 64, 3, 3), False),
+             ((64, 32, 32, 32), (64, 32, 3, 3), True), ((16, 64, 16, 16), (32, 64, 3, 3), True),
+             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((4, 32, 32, 32), (64, 32, 3, 3), False),
+             ((1, 32, 112, 112), (64, 32, 3, 3), False), ((64, 16, 32, 32), (16, 16, 3, 3), False),
+             ((1, 64, 14, 14), (128, 64, 3, 3), False),
              ((1, 64, 32, 32), (64, 64, 3, 3), False),        # 1024 x 64: too little work
              ((256, 64, 56, 56), (64, 64, 3, 3), False)]     # V and M would pass 512 MiB
     with kernels.use("auto"):

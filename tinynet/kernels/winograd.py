@@ -80,6 +80,8 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
 
 
 MIN_CHANNELS = 48          # min(C, O)
+MIN_CHANNELS_IN_A_BATCH = 32    # ... or this many, with at least MIN_BATCH examples
+MIN_BATCH = 8
 MIN_WORK = 2 ** 17         # N OH OW min(C, O): the size of the 16 products
 MAX_TILE_BYTES = 2 * MAX_COL_BYTES      # V and M together, as float32
 
@@ -98,13 +100,19 @@ def faster(function_name, x_shape, weight_shape, padding):
     8x128x8x8->128 at 1.04x, 4x64x16x16->64 at 1.06x): one small plane pays the fixed costs
     of 16 products and the transforms without the arithmetic to hide them.
 
+    Measured again on a 2-core Intel Xeon (AVX-512; RESULTS.md, 2026-12-05): C = 32 layers
+    won there with a batch, 1.08x-1.34x at N >= 8 (AMD: 0.99x, even), but not for 1-4 examples (0.88x-0.99x),
+    hence the second channel bound, MIN_CHANNELS_IN_A_BATCH with N >= MIN_BATCH.  C = 3 lost
+    there too (0.44x), and so did the small single planes below MIN_WORK (0.42x-0.80x).
+
     Memory: V and M hold 16 (C + O) N TH TW numbers, about 4x the layer's input and output,
     and are not split into batch slices; beyond MAX_TILE_BYTES the im2col kernels, which
     slice the batch, run instead."""
     oh, ow, th, tw = _tiles(x_shape, padding)
-    c, o = x_shape[1], weight_shape[0]
-    return (min(c, o) >= MIN_CHANNELS and x_shape[0] * oh * ow * min(c, o) >= MIN_WORK
-            and 16 * (c + o) * x_shape[0] * th * tw * 4 <= MAX_TILE_BYTES)
+    n, channels = x_shape[0], min(x_shape[1], weight_shape[0])
+    wide = channels >= MIN_CHANNELS or (channels >= MIN_CHANNELS_IN_A_BATCH and n >= MIN_BATCH)
+    return (wide and n * oh * ow * channels >= MIN_WORK
+            and 16 * (x_shape[1] + weight_shape[0]) * n * th * tw * 4 <= MAX_TILE_BYTES)
 
 
 # ---- the tile transforms (Numba) -------------------------------------------------------------
@@ -242,15 +250,15 @@ def _kernel_tiles(w, u):
 
 @njit(cache=True, nogil=True)
 def _kernel_grad_tiles(du, grad_w):
-    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, c, o] (float64 inside): the adjoint
+    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, o, c] (float64 inside): the adjoint
     of _kernel_tiles."""
     o_, c_ = grad_w.shape[:2]
     half = np.empty((3, 4))
     for c in range(c_):
         for o in range(o_):
             for b in range(4):            # G^T dU: columns b, the rows combined
-                d0, d1 = np.float64(du[b, c, o]), np.float64(du[4 + b, c, o])
-                d2, d3 = np.float64(du[8 + b, c, o]), np.float64(du[12 + b, c, o])
+                d0, d1 = np.float64(du[b, o, c]), np.float64(du[4 + b, o, c])
+                d2, d3 = np.float64(du[8 + b, o, c]), np.float64(du[12 + b, o, c])
                 half[0, b] = d0 + (d1 + d2) * 0.5
                 half[1, b] = (d1 - d2) * 0.5
                 half[2, b] = (d1 + d2) * 0.5 + d3
@@ -323,9 +331,13 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         grad_y = padded
     dm = _slabs(o, n * th * tw, grad_y.dtype, "winograd_m")      # (16, O, N T)
     run(_output_grad_tiles, o, dm.size, grad_y, th, tw, dm)
-    du = np.empty((16, x.shape[1], o), grad_y.dtype)               # dU[k], (C, O)
+    # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
+    # orientation ran 1.0-1.3x faster on the 2-core Intel Xeon (AVX-512; most with few
+    # channels, where the inner dimension N T is long and the result small; RESULTS.md,
+    # 2026-12-05).
+    du = np.empty((16, o, x.shape[1]), grad_y.dtype)
     for k in range(16):
-        np.matmul(v[k], dm[k].T, out=du[k])
+        np.matmul(dm[k], v[k].T, out=du[k])
     grad_w = empty(weight_shape, grad_y.dtype)
     _kernel_grad_tiles(du, grad_w)
     return grad_w
