@@ -332,18 +332,17 @@ def _backward_input_cl(gy, wt, sh, sw, ph, pw, gx, t0, t1):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _backward_weight_cl(gy, x, sh, sw, ph, pw, gw_last):
-    """gw_last[u, v, c] = dL/dw[c, 0, u, v], summed over all n in float64 (each example's
-    sum in x's dtype, vectorized along c)."""
-    n_, c_ = x.shape[0], x.shape[1]
+def _backward_weight_cl(gy, x, sh, sw, ph, pw, per_example, t0, t1):
+    """per_example[n, u, v, c] = example n's part of dL/dw[c, 0, u, v] (in x's dtype,
+    vectorized along c); one example per task, so the threads share no accumulator."""
+    c_ = x.shape[1]
     oh, ow = gy.shape[2], gy.shape[3]
     x_last = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3, c_), dtype=x.dtype)
     gy_last = np.empty((oh, ow, c_), dtype=x.dtype)
-    part = np.empty((3, 3, c_), dtype=x.dtype)
-    gw_last[:] = 0
-    for n in range(n_):
+    for n in range(t0, t1):
         _to_channels_last(x, n, ph, pw, x_last)
         _to_channels_last(gy, n, 0, 0, gy_last)
+        part = per_example[n]
         part[:] = 0
         for i in range(oh):
             for j in range(ow):
@@ -352,10 +351,6 @@ def _backward_weight_cl(gy, x, sh, sw, ph, pw, gw_last):
                         r, q = i * sh + u, j * sw + v
                         for c in range(c_):
                             part[u, v, c] += gy_last[i, j, c] * x_last[r, q, c]
-        for u in range(3):
-            for v in range(3):
-                for c in range(c_):
-                    gw_last[u, v, c] += part[u, v, c]
 
 
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
@@ -437,9 +432,10 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     geometry = (stride[0], stride[1], padding[0], padding[1])
     if _channels_last(x.shape):
-        # one thread: the examples' partial sums go into one accumulator
-        grad_w_last = np.empty((3, 3, weight_shape[0]), dtype=np.float64)
-        _backward_weight_cl(grad_y, x, *geometry, grad_w_last)
+        per_example = np.empty((x.shape[0], 3, 3, weight_shape[0]), dtype=grad_y.dtype)
+        run(_backward_weight_cl, x.shape[0], 9 * grad_y.size, grad_y, x, *geometry,
+            per_example)
+        grad_w_last = per_example.sum(axis=0, dtype=np.float64)      # the examples' sum
         return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
     grad_w = empty(weight_shape, grad_y.dtype)
     run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, *geometry, grad_w)
