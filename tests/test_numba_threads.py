@@ -94,3 +94,44 @@ def test_splitting_over_threads_changes_no_bit(threads):
     split = _all_kernels(np.random.default_rng(0))
     for i, (a, b) in enumerate(zip(one, split)):
         assert a.dtype == b.dtype and np.array_equal(a, b), f"output {i} differs when split"
+
+
+def _fill(out, value, t0, t1):
+    """A kernel in plain Python (run() takes any callable of this form)."""
+    if value < 0 and t0 > 0:
+        raise ValueError(f"chunk starting at {t0}")
+    out[t0:t1] = value
+
+
+def test_an_error_in_a_worker_thread_reaches_the_caller(threads):
+    threads(3)
+    out = np.zeros(9)
+    with pytest.raises(ValueError, match="chunk starting at"):
+        numba_threads.run(_fill, 9, 9, out, -1.0)
+    numba_threads.run(_fill, 9, 9, out, 2.0)          # the workers still serve after it
+    assert np.all(out == 2.0)
+
+
+def test_calls_from_several_threads_at_once_each_get_their_whole_result(threads):
+    """The workers serve one run() at a time; a call that finds them busy runs whole on its
+    own thread, so every caller's tasks all run."""
+    import threading
+    threads(2)
+    outs, errors = [np.zeros(1000) for _ in range(8)], []
+
+    def call(i):
+        try:
+            for _ in range(200):
+                numba_threads.run(_fill, 1000, 1000, outs[i], float(i + 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=30)
+    assert not any(caller.is_alive() for caller in callers), "a run() call never returned"
+    assert not errors, errors
+    for i, out in enumerate(outs):
+        assert np.all(out == i + 1), f"caller {i}'s tasks did not all run"
