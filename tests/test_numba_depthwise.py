@@ -35,6 +35,7 @@ def layout(request, monkeypatch):
     """Every case through both layouts of numba_depthwise (chosen by plane size)."""
     pixels = 0 if request.param == "planes" else 10 ** 9
     monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS", pixels)
+    monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS_STRIDE_1", pixels)
     return request.param
 
 
@@ -58,10 +59,14 @@ def test_depthwise_matches_reference(case, dtype, layout, rng):
 
 
 def test_depthwise_layout_rule():
-    """Small planes (MobileNet's 8x8 and 4x4 layers) go channels last, larger ones not."""
+    """Small planes (MobileNet's 8x8 and 4x4 layers) go channels last, larger ones not;
+    the forward loop at stride 1 keeps 8x8 planes in the planes layout."""
     assert numba_depthwise._channels_last((32, 256, 4, 4))
     assert numba_depthwise._channels_last((32, 128, 8, 8))
     assert not numba_depthwise._channels_last((32, 64, 16, 16))
+    assert numba_depthwise._channels_last((32, 256, 4, 4), (1, 1))
+    assert not numba_depthwise._channels_last((32, 128, 8, 8), (1, 1))
+    assert numba_depthwise._channels_last((32, 128, 8, 8), (2, 2))
 
 
 def test_depthwise_dispatch(rng):

@@ -12,7 +12,8 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
   kernel in registers.  The row loop vectorizes only when the column step is a constant:
   stride 1 has its own kernel, and stride 2 too (its taps are read as interleaved pairs);
   the general loop (_forward) serves other strides and dL/dx at stride > 1.
-* channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels): one
+* channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; at stride 1
+  the forward loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): one
   (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
   are shorter than a SIMD register.  So each example is transposed once into a padded
   (H, W, C) buffer and every output position computes all C channels in one loop,
@@ -359,11 +360,20 @@ def _backward_weight_cl(gy, x, sh, sw, ph, pw, per_example, t0, t1):
 
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
 # MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.1-4x faster that
-# way, 16x16 and larger slower (the two transposes cost more than the short rows).
+# way, 16x16 and larger slower (the two transposes cost more than the short rows).  The
+# forward loop at stride 1 (the forward, and dL/dx at stride 1) got its own faster planes
+# kernel later (_forward_stride1), and on 8x8 planes that now wins: 1.3x (32x128x8x8) and
+# 2.2x (1x512x8x8) over channels last, forward+backward 1.17x and 1.5x; 4x4 planes tie
+# (Intel Xeon, alternated in one process, 2026-12-05).
 CHANNELS_LAST_MAX_PIXELS = 64
+CHANNELS_LAST_MAX_PIXELS_STRIDE_1 = 16
 
 
-def _channels_last(x_shape):
+def _channels_last(x_shape, stride=None):
+    """The layout for x's planes; ``stride``: that of a forward-loop call (forward, and
+    dL/dx at stride 1), whose stride-1 planes kernel wins on 8x8 planes too."""
+    if stride is not None and tuple(stride) == (1, 1):
+        return x_shape[2] * x_shape[3] <= CHANNELS_LAST_MAX_PIXELS_STRIDE_1
     return x_shape[2] * x_shape[3] <= CHANNELS_LAST_MAX_PIXELS
 
 
@@ -391,7 +401,7 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
     only) and weight; y's shape sets how far the zero padding reaches on the bottom and
     right."""
     geometry = (stride[0], stride[1], padding[0], padding[1])
-    if _channels_last(x.shape) and tuple(spread) == (1, 1):
+    if _channels_last(x.shape, stride) and tuple(spread) == (1, 1):
         run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
             y)
     elif tuple(stride) in ((1, 1), (2, 2)) and tuple(spread) == (1, 1):
