@@ -101,9 +101,10 @@ def faster(function_name, x_shape, weight_shape, padding):
     of 16 products and the transforms without the arithmetic to hide them.
 
     Measured again on a 2-core Intel Xeon (AVX-512; RESULTS.md, 2026-12-05): C = 32 layers
-    won there with a batch, 1.08x-1.34x at N >= 8 (AMD: 0.99x, even), but not for 1-4 examples (0.88x-0.99x),
-    hence the second channel bound, MIN_CHANNELS_IN_A_BATCH with N >= MIN_BATCH.  C = 3 lost
-    there too (0.44x), and so did the small single planes below MIN_WORK (0.42x-0.80x).
+    won there with a batch, 1.04x-1.44x at N >= 8 (AMD: 0.99x, even), but not for one to
+    four examples (0.84x-1.00x), hence the second channel bound, MIN_CHANNELS_IN_A_BATCH
+    with N >= MIN_BATCH.  C = 3 lost there too (0.39x-0.44x), and so did the small single
+    planes below MIN_WORK (0.42x-0.82x).
 
     Memory: V and M hold 16 (C + O) N TH TW numbers, about 4x the layer's input and output,
     and are not split into batch slices; beyond MAX_TILE_BYTES the im2col kernels, which
