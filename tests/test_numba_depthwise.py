@@ -19,8 +19,9 @@ CASES = [  # N, C, H, W, stride, padding
     (2, 3, 9, 17, (2, 2), (1, 1)), (1, 2, 6, 10, (1, 3), (1, 1)), (2, 3, 8, 7, (2, 2), (0, 1)),
     (1, 2, 11, 13, (2, 2), (0, 2)), (2, 3, 10, 9, (2, 2), (2, 0)),    # stride 2, any padding
     (2, 3, 7, 9, (1, 1), (0, 1)), (1, 2, 5, 5, (1, 1), (1, 2)),       # stride 1, not 1 and 1
-    (2, 37, 8, 8, (1, 1), (1, 1)), (3, 40, 6, 6, (2, 2), (1, 1))]     # blocks of 16 channels,
-    # the last one narrower, on two threads (grad_y * 9 >= numba_threads.MIN_ELEMENTS_TO_SPLIT)
+    (2, 37, 8, 8, (1, 1), (1, 1)),                                   # dL/dw of channels last
+    (3, 40, 6, 6, (2, 2), (1, 1)),   # on two threads (grad_y * 9 >= MIN_ELEMENTS_TO_SPLIT)
+    (2, 3, 6, 10, (2, 2), (1, 1)), (1, 2, 2, 2, (2, 2), (1, 1))]     # stride 2 read in place
 
 
 def three_products(module, x, weight, grad_y, stride, padding):

@@ -180,6 +180,47 @@ def _forward_stride2(x, w, ph, pw, y, t0, t1):
     _forward_planes(x, w, ph, pw, y, t0, t1, 2, 1, pad)
 
 
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _forward_stride2_in_place(x, w, y, t0, t1):
+    """_forward_stride2 for padding 1 on planes of even height and width, reading x where
+    it lies: no padded copy of the plane (the copy was 30-45% of _forward_stride2's time).
+    Only the windows of output row 0 and column 0 reach the zero padding (above and left
+    of x; with even sizes none reaches below or right), so those outputs take their four
+    or six taps inside x, every other output all nine.  The loops count from 0 (ii, jj:
+    output ii + 1, jj + 1 reads x from row 2 ii + 1, column 2 jj + 1), so no index can be
+    negative and the row loop vectorizes.  1.25-1.55x _forward_stride2 on 14x14 to 112x112
+    planes (Intel Xeon, alternated, 2026-12-05)."""
+    c_ = x.shape[1]
+    oh, ow = y.shape[2], y.shape[3]
+    for t in range(t0, t1):
+        n = t // c_
+        c = t - n * c_
+        k = _kernel_taps(w, c)
+        # output row 0: its windows' top row is padding (taps u = 1, 2 on x's rows 0, 1)
+        y[n, c, 0, 0] = (k[4] * x[n, c, 0, 0] + k[5] * x[n, c, 0, 1]
+                         + k[7] * x[n, c, 1, 0] + k[8] * x[n, c, 1, 1])
+        for jj in range(ow - 1):
+            q = 2 * jj + 1
+            y[n, c, 0, jj + 1] = (
+                k[3] * x[n, c, 0, q] + k[4] * x[n, c, 0, q + 1] + k[5] * x[n, c, 0, q + 2]
+                + k[6] * x[n, c, 1, q] + k[7] * x[n, c, 1, q + 1] + k[8] * x[n, c, 1, q + 2])
+        for ii in range(oh - 1):
+            r = 2 * ii + 1
+            # output column 0: its windows' left column is padding (taps v = 1, 2)
+            y[n, c, ii + 1, 0] = (
+                k[1] * x[n, c, r, 0] + k[2] * x[n, c, r, 1]
+                + k[4] * x[n, c, r + 1, 0] + k[5] * x[n, c, r + 1, 1]
+                + k[7] * x[n, c, r + 2, 0] + k[8] * x[n, c, r + 2, 1])
+            for jj in range(ow - 1):
+                q = 2 * jj + 1
+                y[n, c, ii + 1, jj + 1] = (
+                    k[0] * x[n, c, r, q] + k[1] * x[n, c, r, q + 1]
+                    + k[2] * x[n, c, r, q + 2] + k[3] * x[n, c, r + 1, q]
+                    + k[4] * x[n, c, r + 1, q + 1] + k[5] * x[n, c, r + 1, q + 2]
+                    + k[6] * x[n, c, r + 2, q] + k[7] * x[n, c, r + 2, q + 1]
+                    + k[8] * x[n, c, r + 2, q + 2])
+
+
 @njit(cache=True, nogil=True)
 def _forward_spread2(x, w, ph, pw, y, t0, t1):
     """_forward at stride 1 on x spread 2 apart: dL/dx of a stride-2 layer (see
@@ -404,6 +445,8 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
     if _channels_last(x.shape, stride) and tuple(spread) == (1, 1):
         run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
             y)
+    elif _in_place_stride2(x.shape, stride, padding, y.shape) and tuple(spread) == (1, 1):
+        run(_forward_stride2_in_place, x.shape[0] * x.shape[1], 9 * y.size, x, weight, y)
     elif tuple(stride) in ((1, 1), (2, 2)) and tuple(spread) == (1, 1):
         kernel = _forward_stride1 if tuple(stride) == (1, 1) else _forward_stride2
         run(kernel, x.shape[0] * x.shape[1], 9 * y.size, x, weight, padding[0], padding[1], y)
@@ -412,6 +455,14 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
             padding[1], y)
     else:
         run(_forward, x.shape[0] * x.shape[1], 9 * y.size, x, weight, *geometry, *spread, y)
+
+
+def _in_place_stride2(x_shape, stride, padding, y_shape):
+    """_forward_stride2_in_place applies: stride 2, padding 1, even H and W, y of H/2 x W/2
+    (the usual stride-2 layer of a PyTorch MobileNet)."""
+    return (tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
+            and x_shape[2] % 2 == 0 and x_shape[3] % 2 == 0
+            and tuple(y_shape[2:]) == (x_shape[2] // 2, x_shape[3] // 2))
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
