@@ -10,8 +10,10 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
 * planes (16x16 and larger): each task copies its (n, c) plane once into a zero-padded
   buffer that stays in cache, and every output is one expression of nine taps with the
   kernel in registers.  The row loop vectorizes only when the column step is a constant:
-  stride 1 has its own kernel, and stride 2 too (its taps are read as interleaved pairs);
-  the general loop (_forward) serves other strides and dL/dx at stride > 1.
+  stride 1 has its own kernel, and stride 2 too (its taps are read as interleaved pairs;
+  with padding 1 on even planes straight from x, no padded copy: only output row 0 and
+  column 0 reach the padding); the general loop (_forward) serves other strides and dL/dx
+  at stride > 1.
 * channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; at stride 1
   the forward loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): one
   (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
