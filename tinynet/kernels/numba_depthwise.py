@@ -50,24 +50,16 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
 
 @njit(cache=True, nogil=True, inline="always")     # inlined: see _pad_plane_literal
 def _pad_plane(x, n, c, ph, pw, pad):
-    """pad[r, q] = x[n, c, r - PH, q - PW], zero outside x (the border zeroed, the inside
-    copied row by row: no test per pixel)."""
-    h_, w_ = x.shape[2], x.shape[3]
-    hp, wp = pad.shape
-    rows = min(h_, hp - ph)              # rows of x that land inside pad
-    cols = min(w_, wp - pw)
-    for r in range(hp):
-        sr = r - ph
-        if sr < 0 or sr >= rows:
-            for q in range(wp):
-                pad[r, q] = 0
-            continue
-        for q in range(pw):
-            pad[r, q] = 0
+    """pad[r, q] = x[n, c, r - PH, q - PW] where that is inside x.  The border (everything
+    else) is never written: the caller allocates pad with np.zeros once per call, and every
+    plane of that call lands on the same cells, so the zeros stay.  Against zeroing the
+    border for every plane: the stride-1 forward 1.3-1.4x faster on 8x8 and 16x16 planes,
+    1.0-1.1x on larger ones, dL/dw 1.05-1.15x (Intel Xeon, alternated, 2026-12-05)."""
+    rows = min(x.shape[2], pad.shape[0] - ph)      # rows of x that land inside pad
+    cols = min(x.shape[3], pad.shape[1] - pw)
+    for r in range(rows):
         for q in range(cols):
-            pad[r, pw + q] = x[n, c, sr, q]
-        for q in range(pw + cols, wp):
-            pad[r, q] = 0
+            pad[ph + r, pw + q] = x[n, c, r, q]
 
 
 @njit(cache=True, nogil=True)          # not inlined itself: compiled once for all kernels
@@ -122,7 +114,7 @@ def _forward(x, w, sh, sw, ph, pw, eh, ew, y, t0, t1):
     dL/dy spread EH, EW apart (see conv2d_backward_input)."""
     c_ = x.shape[1]
     oh, ow = y.shape[2], y.shape[3]
-    pad = np.empty(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)
+    pad = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)   # border: 0
     for t in range(t0, t1):
         n = t // c_
         c = t - n * c_
@@ -165,7 +157,7 @@ def _forward_stride1(x, w, ph, pw, y, t0, t1):
     i itself (no i * SH) and the plane fill of _pad_plane_literal (padding 1 as literals:
     copy loops of known bounds).  1.2-1.6x faster than
     the general loop on MobileNet's planes (14x14 to 112x112; alternated, one thread)."""
-    pad = np.empty((y.shape[2] + 2, y.shape[3] + 2), dtype=x.dtype)
+    pad = np.zeros((y.shape[2] + 2, y.shape[3] + 2), dtype=x.dtype)        # border: 0
     _forward_planes(x, w, ph, pw, y, t0, t1, 1, 1, pad)
 
 
@@ -178,7 +170,7 @@ def _forward_stride2(x, w, ph, pw, y, t0, t1):
     copying each row split into even and odd columns (the kernel before): 1.2-2.2x faster
     on 32x32 to 112x112 planes, even on 16x16; the literal padding 1.4-2.1x more
     (alternated, one thread, 2026-11-28)."""
-    pad = np.empty((2 * y.shape[2] + 1, 2 * y.shape[3] + 2), dtype=x.dtype)
+    pad = np.zeros((2 * y.shape[2] + 1, 2 * y.shape[3] + 2), dtype=x.dtype)   # border: 0
     _forward_planes(x, w, ph, pw, y, t0, t1, 2, 1, pad)
 
 
@@ -286,7 +278,7 @@ def _weight_row(gy, n, c, i, pad, r, step):
 def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
     n_ = x.shape[0]
     oh, ow = gy.shape[2], gy.shape[3]
-    pad = np.empty(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)
+    pad = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)   # border: 0
     sums = np.empty(9, dtype=np.float64)
     for c in range(t0, t1):
         sums[:] = 0
