@@ -81,10 +81,10 @@ def _kernel_taps(w, c):
 
 @njit(cache=True, nogil=True)
 def _spread_plane(x, n, c, eh, ew, ph, pw, pad):
-    """pad[PH + r EH, PW + q EW] = x[n, c, r, q], zero elsewhere (x's elements spread EH, EW
-    apart: dL/dy of a stride-(EH, EW) convolution, seen by the dL/dx correlation)."""
+    """pad[PH + r EH, PW + q EW] = x[n, c, r, q] (x's elements spread EH, EW apart: dL/dy
+    of a stride-(EH, EW) convolution, seen by the dL/dx correlation).  The cells between
+    are never written: as for _pad_plane, pad comes zeroed once per call."""
     hp, wp = pad.shape
-    pad[:] = 0
     for r in range(min(x.shape[2], (hp - 1 - ph) // eh + 1)):
         for q in range(min(x.shape[3], (wp - 1 - pw) // ew + 1)):
             pad[ph + r * eh, pw + q * ew] = x[n, c, r, q]
@@ -219,7 +219,7 @@ def _forward_stride2_in_place(x, w, y, t0, t1):
 def _forward_spread2(x, w, ph, pw, y, t0, t1):
     """_forward at stride 1 on x spread 2 apart: dL/dx of a stride-2 layer (see
     conv2d_backward_input), with _forward_stride1's loop."""
-    pad = np.empty((y.shape[2] + 2, y.shape[3] + 2), dtype=x.dtype)
+    pad = np.zeros((y.shape[2] + 2, y.shape[3] + 2), dtype=x.dtype)        # zeros stay
     _forward_planes(x, w, ph, pw, y, t0, t1, 1, 2, pad)
 
 
