@@ -36,7 +36,7 @@ def layout(request, monkeypatch):
     """Every case through both layouts of numba_depthwise (chosen by plane size)."""
     pixels = 0 if request.param == "planes" else 10 ** 9
     monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS", pixels)
-    monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS_STRIDE_1", pixels)
+    monkeypatch.setattr(numba_depthwise, "CHANNELS_LAST_MAX_PIXELS_FAST_PLANES", pixels)
     return request.param
 
 
@@ -61,13 +61,13 @@ def test_depthwise_matches_reference(case, dtype, layout, rng):
 
 def test_depthwise_layout_rule():
     """Small planes (MobileNet's 8x8 and 4x4 layers) go channels last, larger ones not;
-    the forward loop at stride 1 keeps 8x8 planes in the planes layout."""
+    where the fast planes kernels run the forward (stride 1, and stride 2 read in place),
+    8x8 planes stay in the planes layout."""
     assert numba_depthwise._channels_last((32, 256, 4, 4))
     assert numba_depthwise._channels_last((32, 128, 8, 8))
     assert not numba_depthwise._channels_last((32, 64, 16, 16))
-    assert numba_depthwise._channels_last((32, 256, 4, 4), (1, 1))
-    assert not numba_depthwise._channels_last((32, 128, 8, 8), (1, 1))
-    assert numba_depthwise._channels_last((32, 128, 8, 8), (2, 2))
+    assert numba_depthwise._channels_last((32, 256, 4, 4), fast_planes_kernel=True)
+    assert not numba_depthwise._channels_last((32, 128, 8, 8), fast_planes_kernel=True)
 
 
 def test_depthwise_dispatch(rng):

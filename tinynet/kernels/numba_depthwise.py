@@ -14,8 +14,8 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
   with padding 1 on even planes straight from x, no padded copy: only output row 0 and
   column 0 reach the padding); the general loop (_forward) serves other strides and dL/dx
   at stride > 1.
-* channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; at stride 1
-  the forward loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): one
+* channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; the forward
+  loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): one
   (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
   are shorter than a SIMD register.  So each example is transposed once into a padded
   (H, W, C) buffer and every output position computes all C channels in one loop,
@@ -396,20 +396,22 @@ def _backward_weight_cl(gy, x, sh, sw, ph, pw, per_example, t0, t1):
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
 # MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.1-4x faster that
 # way, 16x16 and larger slower (the two transposes cost more than the short rows).  The
-# forward loop at stride 1 (the forward, and dL/dx at stride 1) got its own faster planes
-# kernel later (_forward_stride1), and on 8x8 planes that now wins: 1.3x (32x128x8x8) and
-# 2.2x (1x512x8x8) over channels last, forward+backward 1.17x and 1.5x; 4x4 planes tie
-# (Intel Xeon, alternated in one process, 2026-12-05).
+# forward loop got faster planes kernels later (_forward_stride1; _forward_stride2_in_place
+# for padding 1 on even planes), and on 8x8 planes those now win: at stride 1 (the forward,
+# and dL/dx at stride 1) 1.3x (32x128x8x8) and 2.2x (1x512x8x8) over channels last,
+# forward+backward 1.17x and 1.5x; at stride 2 1.03x and 1.27x.  On 4x4 planes channels
+# last still wins at stride 2 (1.5x) and ties at stride 1 (Intel Xeon, alternated in one
+# process, 2026-12-05).
 CHANNELS_LAST_MAX_PIXELS = 64
-CHANNELS_LAST_MAX_PIXELS_STRIDE_1 = 16
+CHANNELS_LAST_MAX_PIXELS_FAST_PLANES = 16
 
 
-def _channels_last(x_shape, stride=None):
-    """The layout for x's planes; ``stride``: that of a forward-loop call (forward, and
-    dL/dx at stride 1), whose stride-1 planes kernel wins on 8x8 planes too."""
-    if stride is not None and tuple(stride) == (1, 1):
-        return x_shape[2] * x_shape[3] <= CHANNELS_LAST_MAX_PIXELS_STRIDE_1
-    return x_shape[2] * x_shape[3] <= CHANNELS_LAST_MAX_PIXELS
+def _channels_last(x_shape, fast_planes_kernel=False):
+    """The layout for x's planes; ``fast_planes_kernel``: the planes kernel that would run
+    otherwise is _forward_stride1 or _forward_stride2_in_place, which win on 8x8 too."""
+    limit = (CHANNELS_LAST_MAX_PIXELS_FAST_PLANES if fast_planes_kernel
+             else CHANNELS_LAST_MAX_PIXELS)
+    return x_shape[2] * x_shape[3] <= limit
 
 
 def _weight_channels_last(weight):
@@ -436,10 +438,11 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
     only) and weight; y's shape sets how far the zero padding reaches on the bottom and
     right."""
     geometry = (stride[0], stride[1], padding[0], padding[1])
-    if _channels_last(x.shape, stride) and tuple(spread) == (1, 1):
+    in_place = _in_place_stride2(x.shape, stride, padding, y.shape)
+    if tuple(spread) == (1, 1) and _channels_last(x.shape, tuple(stride) == (1, 1) or in_place):
         run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
             y)
-    elif _in_place_stride2(x.shape, stride, padding, y.shape) and tuple(spread) == (1, 1):
+    elif in_place and tuple(spread) == (1, 1):
         run(_forward_stride2_in_place, x.shape[0] * x.shape[1], 9 * y.size, x, weight, y)
     elif tuple(stride) in ((1, 1), (2, 2)) and tuple(spread) == (1, 1):
         kernel = _forward_stride1 if tuple(stride) == (1, 1) else _forward_stride2
