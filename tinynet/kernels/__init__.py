@@ -26,7 +26,8 @@ The implementations:
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
-                kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting)
+                kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
+                kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
 
 Beside the convolutions, the ops take Numba kernels of their own through ``numba_module``

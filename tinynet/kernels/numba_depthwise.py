@@ -15,11 +15,9 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
   column 0 reach the padding); the general loop (_forward) serves other strides and dL/dx
   at stride > 1.
 * channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; the forward
-  loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): one
-  (n, c) task has too little work (16 outputs) to pay for its loop set-up, and its rows
-  are shorter than a SIMD register.  So each example is transposed once into a padded
-  (H, W, C) buffer and every output position computes all C channels in one loop,
-  which vectorizes along the channels; the result is transposed back.
+  loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): each example
+  transposed to (H, W, C), every output position computing all C channels in one
+  vectorized loop.  Those kernels are in numba_depthwise_cl.py; this module chooses.
 
     dL/dx: the forward loop on dL/dy (padding 2 - P) with the kernel flipped, at stride
            S > 1 on dL/dy with S - 1 zeros between its elements (planes layout);
@@ -34,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from ..geometry import conv_output_size
+from . import numba_depthwise_cl as cl
 from .numba_threads import run
 from .scratch import empty
 
@@ -297,102 +296,6 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
             gw[c, 0, k // 3, k % 3] = sums[k]
 
 
-# ---- channels last: small planes ------------------------------------------------------------
-# The channel index c is always the innermost loop (contiguous in the (H, W, C) buffers), and
-# every index is a range variable from 0: a loop offset of unknown sign (c0 + c) makes Numba
-# test for negative indices inside the loop, which stops vectorization.
-
-@njit(cache=True, nogil=True)
-def _to_channels_last(a, n, ph, pw, out):
-    """out[r + PH, q + PW, c] = a[n, c, r, q] where that lands inside out (out's border is
-    left as it is: zeroed once by the caller)."""
-    c_ = a.shape[1]
-    rows = min(a.shape[2], out.shape[0] - ph)
-    cols = min(a.shape[3], out.shape[1] - pw)
-    for r in range(rows):
-        for q in range(cols):
-            for c in range(c_):
-                out[r + ph, q + pw, c] = a[n, c, r, q]
-
-
-@njit(cache=True, nogil=True)
-def _to_channels_first(a_last, ph, pw, n, out):
-    """out[n, c, r, q] = a_last[r + PH, q + PW, c]."""
-    for r in range(out.shape[2]):
-        for q in range(out.shape[3]):
-            for c in range(out.shape[1]):
-                out[n, c, r, q] = a_last[r + ph, q + pw, c]
-
-
-@njit(cache=True, nogil=True)
-def _forward_cl(x, wt, sh, sw, ph, pw, y, t0, t1):
-    """wt[u, v, c] = w[c, 0, u, v]; one example n per task."""
-    c_ = x.shape[1]
-    oh, ow = y.shape[2], y.shape[3]
-    x_last = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3, c_), dtype=x.dtype)
-    y_last = np.empty((oh, ow, c_), dtype=x.dtype)
-    for n in range(t0, t1):
-        _to_channels_last(x, n, ph, pw, x_last)
-        for i in range(oh):
-            r = i * sh
-            for j in range(ow):
-                q = j * sw
-                for c in range(c_):
-                    y_last[i, j, c] = (
-                        wt[0, 0, c] * x_last[r, q, c] + wt[0, 1, c] * x_last[r, q + 1, c]
-                        + wt[0, 2, c] * x_last[r, q + 2, c]
-                        + wt[1, 0, c] * x_last[r + 1, q, c]
-                        + wt[1, 1, c] * x_last[r + 1, q + 1, c]
-                        + wt[1, 2, c] * x_last[r + 1, q + 2, c]
-                        + wt[2, 0, c] * x_last[r + 2, q, c]
-                        + wt[2, 1, c] * x_last[r + 2, q + 1, c]
-                        + wt[2, 2, c] * x_last[r + 2, q + 2, c])
-        _to_channels_first(y_last, 0, 0, n, y)
-
-
-@njit(cache=True, nogil=True)
-def _backward_input_cl(gy, wt, sh, sw, ph, pw, gx, t0, t1):
-    """The scatter of _backward_input, one example per task, vectorized along c."""
-    c_, h_, w_ = gx.shape[1], gx.shape[2], gx.shape[3]
-    oh, ow = gy.shape[2], gy.shape[3]
-    gy_last = np.empty((oh, ow, c_), dtype=gx.dtype)
-    gx_last = np.empty((max((oh - 1) * sh + 3, h_ + ph), max((ow - 1) * sw + 3, w_ + pw), c_),
-                       dtype=gx.dtype)
-    for n in range(t0, t1):
-        _to_channels_last(gy, n, 0, 0, gy_last)
-        gx_last[:] = 0
-        for i in range(oh):
-            for j in range(ow):
-                for u in range(3):
-                    for v in range(3):
-                        r, q = i * sh + u, j * sw + v
-                        for c in range(c_):
-                            gx_last[r, q, c] += wt[u, v, c] * gy_last[i, j, c]
-        _to_channels_first(gx_last, ph, pw, n, gx)
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _backward_weight_cl(gy, x, sh, sw, ph, pw, per_example, t0, t1):
-    """per_example[n, u, v, c] = example n's part of dL/dw[c, 0, u, v] (in x's dtype,
-    vectorized along c); one example per task, so the threads share no accumulator."""
-    c_ = x.shape[1]
-    oh, ow = gy.shape[2], gy.shape[3]
-    x_last = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3, c_), dtype=x.dtype)
-    gy_last = np.empty((oh, ow, c_), dtype=x.dtype)
-    for n in range(t0, t1):
-        _to_channels_last(x, n, ph, pw, x_last)
-        _to_channels_last(gy, n, 0, 0, gy_last)
-        part = per_example[n]
-        part[:] = 0
-        for i in range(oh):
-            for j in range(ow):
-                for u in range(3):
-                    for v in range(3):
-                        r, q = i * sh + u, j * sw + v
-                        for c in range(c_):
-                            part[u, v, c] += gy_last[i, j, c] * x_last[r, q, c]
-
-
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
 # MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.1-4x faster that
 # way, 16x16 and larger slower (the two transposes cost more than the short rows).  The
@@ -412,11 +315,6 @@ def _channels_last(x_shape, fast_planes_kernel=False):
     limit = (CHANNELS_LAST_MAX_PIXELS_FAST_PLANES if fast_planes_kernel
              else CHANNELS_LAST_MAX_PIXELS)
     return x_shape[2] * x_shape[3] <= limit
-
-
-def _weight_channels_last(weight):
-    """wt[u, v, c] = w[c, 0, u, v]."""
-    return np.ascontiguousarray(weight.reshape(weight.shape[0], 9).T).reshape(3, 3, -1)
 
 
 # ---- the kernel interface (depthwise 3x3 only: see applies) ---------------------------------
@@ -440,7 +338,7 @@ def _forward_into(x, weight, stride, padding, y, spread=(1, 1)):
     geometry = (stride[0], stride[1], padding[0], padding[1])
     in_place = _in_place_stride2(x.shape, stride, padding, y.shape)
     if tuple(spread) == (1, 1) and _channels_last(x.shape, tuple(stride) == (1, 1) or in_place):
-        run(_forward_cl, x.shape[0], 9 * y.size, x, _weight_channels_last(weight), *geometry,
+        run(cl.forward, x.shape[0], 9 * y.size, x, cl.weight_channels_last(weight), *geometry,
             y)
     elif in_place and tuple(spread) == (1, 1):
         run(_forward_stride2_in_place, x.shape[0] * x.shape[1], 9 * y.size, x, weight, y)
@@ -480,8 +378,8 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
         return grad_x
     geometry = (stride[0], stride[1], padding[0], padding[1])
     if _channels_last(x_shape):
-        run(_backward_input_cl, x_shape[0], 9 * grad_y.size, grad_y,
-            _weight_channels_last(weight), *geometry, grad_x)
+        run(cl.backward_input, x_shape[0], 9 * grad_y.size, grad_y,
+            cl.weight_channels_last(weight), *geometry, grad_x)
     else:
         run(_backward_input, x_shape[0] * x_shape[1], 9 * grad_y.size, grad_y, weight,
             *geometry, grad_x)
@@ -495,7 +393,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     geometry = (stride[0], stride[1], padding[0], padding[1])
     if _channels_last(x.shape):
         per_example = np.empty((x.shape[0], 3, 3, weight_shape[0]), dtype=grad_y.dtype)
-        run(_backward_weight_cl, x.shape[0], 9 * grad_y.size, grad_y, x, *geometry,
+        run(cl.backward_weight, x.shape[0], 9 * grad_y.size, grad_y, x, *geometry,
             per_example)
         grad_w_last = per_example.sum(axis=0, dtype=np.float64)      # the examples' sum
         return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
