@@ -7,7 +7,7 @@ dL/dx, dL/dW), the Numba im2col kernels (kernels/cpu_numba.py) and the Winograd 
 (kernels/winograd.py) run alternating in one process; the table gives the medians and
 im2col's time / Winograd's time (above 1: Winograd is faster), and the same for the three
 together ("layer"), which is what the rule decides on.  As in training, the forward keeps
-what dL/dW reads again (im2col's col, Winograd's input tiles V) and dL/dW is handed it.
+what dL/dW reads again (im2col's col; Winograd keeps nothing, its dL/dW transforms x again).
 The rule ``winograd.faster`` was read off this table.  Also printed: the float32 error of
 each kernel against the float64 result.  Other shapes (quote them: ">" is a shell redirect):
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,42 @@ def test_calls_from_several_threads_at_once_each_get_their_whole_result(threads)
     assert not errors, errors
     for i, out in enumerate(outs):
         assert np.all(out == i + 1), f"caller {i}'s tasks did not all run"
+
+
+def test_one_blas_thread_sets_numpys_openblas_and_restores_it_after_the_last_user():
+    """winograd.py's kernel threads each call a GEMM; OpenBLAS runs them on one thread
+    inside ``one_blas_thread`` and gets its own count back when the last such block (of any
+    thread, nested or not) ends."""
+    if not numba_threads.blas_threads_controllable():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
+    get, set_ = numba_threads._blas_threads
+    before = get()
+    set_(2)
+    try:
+        with numba_threads.one_blas_thread():
+            assert get() == 1
+            with numba_threads.one_blas_thread():
+                assert get() == 1
+            assert get() == 1                     # the outer block still runs
+        assert get() == 2
+        inside = []
+
+        def user():
+            with numba_threads.one_blas_thread():
+                inside.append(get())
+
+        threads = [threading.Thread(target=user) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert inside == [1] * 8 and get() == 2
+    finally:
+        set_(before)
+
+
+def test_the_openblas_found_is_numpys_not_scipys():
+    """SciPy's wheel ships a second OpenBLAS, which Numba loads: setting its threads would
+    leave NumPy's GEMMs on theirs (measured: Winograd layers 2x-10x slower)."""
+    pytest.importorskip("scipy.linalg")            # loads SciPy's OpenBLAS, if it has one
+    assert not any("scipy.libs" in path for path in numba_threads._openblas_libraries())

@@ -118,20 +118,21 @@ def test_conv2d_gradcheck_under_winograd(rng):
 
 
 def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
-    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48, or 32 in a
-    batch of at least 8) whose products are large enough (N OH OW min(C, O) >= 2^17); not a
-    first layer, not C = 32 for a few examples, not C = 16, not one small plane, and not
-    where V and M would need more than MAX_TILE_BYTES."""
+    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48, or 16 in a
+    batch of at least 4) whose products are large enough (N OH OW min(C, O) >= 2^17); not a
+    first layer, not one plane with C = 32, not C = 8, not one small plane, and any batch
+    size (the blocks bound the memory)."""
     args = ((1, 1), (1, 1), (1, 1), 1)
     x = np.zeros((1, 1, 1, 1), np.float32)         # only its type and dtype are read
     cases = [((64, 64, 16, 16), (128, 64, 3, 3), True), ((1, 256, 56, 56), (256, 256, 3, 3), True),
              ((1, 512, 28, 28), (512, 512, 3, 3), True),      # 784 x 512: VGG's conv 4
              ((64, 32, 32, 32), (64, 32, 3, 3), True), ((16, 64, 16, 16), (32, 64, 3, 3), True),
-             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((4, 32, 32, 32), (64, 32, 3, 3), False),
-             ((1, 32, 112, 112), (64, 32, 3, 3), False), ((64, 16, 32, 32), (16, 16, 3, 3), False),
+             ((4, 32, 32, 32), (64, 32, 3, 3), True), ((64, 16, 32, 32), (16, 16, 3, 3), True),
+             ((256, 64, 56, 56), (64, 64, 3, 3), True),       # 13 GB of V and M, unblocked
+             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((2, 32, 32, 32), (64, 32, 3, 3), False),
+             ((1, 32, 112, 112), (64, 32, 3, 3), False), ((64, 8, 32, 32), (8, 8, 3, 3), False),
              ((1, 64, 14, 14), (128, 64, 3, 3), False),
-             ((1, 64, 32, 32), (64, 64, 3, 3), False),        # 1024 x 64: too little work
-             ((256, 64, 56, 56), (64, 64, 3, 3), False)]     # V and M would pass 512 MiB
+             ((1, 64, 32, 32), (64, 64, 3, 3), False)]        # 1024 x 64: too little work
     with kernels.use("auto"):
         for x_shape, w_shape, expected in cases:
             for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
@@ -139,19 +140,40 @@ def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
                 assert (chosen is getattr(winograd, name)) == expected, (x_shape, w_shape, name)
 
 
-def test_saved_input_tiles_give_the_same_weight_gradient(rng):
-    """The forward keeps V for dL/dW (as im2col keeps col): handing it back gives exactly
-    what rebuilding it gives."""
-    x = rng.standard_normal((3, 5, 9, 8))
-    weight = rng.standard_normal((4, 5, 3, 3))
-    geometry = ((1, 1), (1, 1), (1, 1), 1)
-    y, saved = winograd.conv2d_forward(x, weight, *geometry, save=True)
-    assert saved.shape == (16, 5, 3 * 5 * 4)             # (16, C, N TH TW)
-    assert winograd.conv2d_forward(x, weight, *geometry)[1] is None
-    grad_y = rng.standard_normal(y.shape)
-    np.testing.assert_array_equal(
-        winograd.conv2d_backward_weight(grad_y, x, weight.shape, *geometry, saved=saved),
-        winograd.conv2d_backward_weight(grad_y, x, weight.shape, *geometry))
+@pytest.mark.parametrize("tiles, threads", [(1, 2), (3, 2), (5, 3), (7, 1), (10 ** 6, 2)])
+def test_blocks_of_any_size_give_the_reference(tiles, threads, rng, monkeypatch):
+    """The tiles go through the transforms and products a block of tile rows at a time, the
+    blocks shared among the kernel threads: blocks that end inside an example or hold
+    several, a last block shorter than the others, more threads than blocks, and one block
+    for everything all give the reference's three products (float64, odd and even sizes)."""
+    monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles)
+    monkeypatch.setattr(winograd, "TILES_PER_WEIGHT_BLOCK", tiles)
+    monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
+    for case in [(3, 4, 9, 8, 5, (1, 1)), (2, 3, 7, 11, 2, (0, 2)), (5, 2, 4, 4, 3, (2, 0))]:
+        (x, weight, grad_y), padding = problem(case, np.float64, rng)
+        for got, want in zip(three_products(winograd, x, weight, grad_y, padding),
+                             three_products(reference, x, weight, grad_y, padding)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_blocks_cover_every_tile_row_once_and_feed_every_thread(monkeypatch):
+    monkeypatch.setattr(winograd.numba_threads, "THREADS", 2)
+    for n, th, tw, tiles in [(64, 16, 16, 256), (64, 4, 4, 1024), (1, 3, 5, 1), (3, 2, 2, 7)]:
+        blocks = winograd._blocks(n, th, tw, tiles)
+        rows = [r for r0, r1 in blocks for r in range(r0, r1)]
+        assert rows == list(range(n * th))
+        assert len(blocks) >= min(2, n * th)
+        assert all((r1 - r0) * tw <= max(tiles, tw) for r0, r1 in blocks)
+
+
+def test_flipped_kernel_transform_is_a_permutation_of_u(rng):
+    """dL/dx's kernel w[o, c, 2 - u, 2 - v] (channel axes swapped) has the transform
+    U[_FLIPPED].transpose(0, 2, 1): no second kernel transform is needed."""
+    weight = rng.standard_normal((3, 2, 3, 3))
+    flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    want = winograd.kernel_transform(flipped).copy()      # the same sums, in another order
+    got = winograd.kernel_transform(weight)[winograd._FLIPPED].transpose(0, 2, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
 
 
 def test_kernel_transform_is_g_w_gt(rng):
@@ -191,7 +213,7 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
             y = F.conv2d(xt, wt, bt, padding=1)
             y.backward(grad.astype(dtype))
             results.append((y.numpy(), xt.grad, wt.grad, bt.grad))
-    assert len(calls) == 1 and calls[0] is not None       # Winograd ran, with the saved V
+    assert len(calls) == 1            # Winograd ran (its forward saves nothing for dL/dW)
     for got, want in zip(*results):
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max())

@@ -10,8 +10,11 @@ which spin after a parallel region, fight OpenBLAS's threads for the same two co
 im2col -> GEMM -> swap sequence.  The GEMMs, where the arithmetic is, use every core
 through BLAS; see THREADS below for the Numba loops.
 """
+import ctypes
+import glob
 import os
 import threading
+from contextlib import contextmanager
 
 # Below this many array elements touched, one thread does the whole job (a hand-off to a
 # worker thread costs microseconds: about 15 us on the Intel Xeon, see _Worker).
@@ -119,3 +122,92 @@ def run(kernel, tasks, elements, *args):
             raise errors[0]
     finally:
         _in_use.release()
+
+
+# ---- OpenBLAS on one thread while the kernel threads call it --------------------------------
+# Kernels that call a GEMM from each kernel thread (winograd.py: a block of tiles per call)
+# want each GEMM on its calling thread.  Left to itself, OpenBLAS gave each of the two
+# callers its two threads, and Winograd layers ran 1.5x-3x slower, worse the longer the run
+# (2-core Intel Xeon, 2026-12-05).  OpenBLAS's thread count is one number for the process
+# (its "_local" setter turned out to change it for every thread too), so
+# ``one_blas_thread`` sets it to 1 while such a kernel runs and restores it after the last
+# one ends; a GEMM another Python thread runs meanwhile also runs on one thread.  The library
+# is the OpenBLAS this process has loaded (NumPy's); with another BLAS (MKL, Accelerate)
+# ``blas_threads_controllable`` is False and the caller runs its blocks on one thread.
+_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
+            "scipy_openblas_get_num_threads")
+_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+            "scipy_openblas_set_num_threads")
+
+
+def _openblas_libraries():
+    """Paths of the OpenBLAS NumPy uses: the one its wheel ships, else one this process has
+    loaded that is not SciPy's (SciPy's wheel ships its own copy, which Numba loads; setting
+    that one's threads changes nothing for NumPy's GEMMs)."""
+    import numpy
+    base = os.path.dirname(numpy.__file__)
+    paths = []
+    for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*"):
+        paths += glob.glob(os.path.join(base, pattern))
+    if not paths:
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = [line.split()[-1] for line in maps
+                         if "openblas" in line.lower() and "scipy" not in line.lower()]
+        except OSError:
+            pass
+    paths = [os.path.realpath(p) for p in paths if os.path.isfile(p)]
+    return list(dict.fromkeys(paths))
+
+
+def _find_thread_functions():
+    """(get, set) of OpenBLAS's thread count, or None."""
+    for path in _openblas_libraries():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        get = next((getattr(library, n) for n in _GETTERS if hasattr(library, n)), None)
+        set_ = next((getattr(library, n) for n in _SETTERS if hasattr(library, n)), None)
+        if get is not None and set_ is not None:
+            get.argtypes, get.restype = [], ctypes.c_int
+            set_.argtypes, set_.restype = [ctypes.c_int], None
+            return get, set_
+    return None
+
+
+_blas_threads = "not looked for"
+_blas_lock = threading.Lock()
+_blas_users = 0                  # one_blas_thread blocks running now
+_blas_before = None              # OpenBLAS's thread count before the first of them
+
+
+def blas_threads_controllable():
+    """True when ``one_blas_thread`` can set OpenBLAS's thread count."""
+    global _blas_threads
+    if _blas_threads == "not looked for":
+        _blas_threads = _find_thread_functions()
+    return _blas_threads is not None
+
+
+@contextmanager
+def one_blas_thread():
+    """OpenBLAS's GEMMs on their calling thread only, inside this block (nested or from
+    several threads: the count is restored when the last block ends)."""
+    global _blas_users, _blas_before
+    if not blas_threads_controllable():
+        yield
+        return
+    get, set_ = _blas_threads
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_before = get()
+            set_(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                set_(_blas_before)

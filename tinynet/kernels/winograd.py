@@ -44,12 +44,16 @@ multiplications per tile become 16 matrix products when summed over input channe
     y tile (n, o, t) = A^T M[:, (n, t), o] A
 
 against im2col's one GEMM of 9 C rows per output pixel, this GEMM has 16 C rows per 4 output
-pixels: 2.25x less arithmetic, and V is 16/4 = 4 values per input pixel, not col's 9.
+pixels: 2.25x less arithmetic, and V is 16/4 = 4 values per input pixel, not col's 9.  V
+and M are built, multiplied and read back a block of a few hundred tiles at a time, so that
+they stay in the cache (see "Blocks" below).
 
 Backward.  dL/dx is the "full" correlation of dL/dy with the kernel flipped in both axes and
 its channel axes swapped, padding 2 - P: the same algorithm, run on dL/dy.  dL/dW is the
 adjoint of the forward: dM = A dL/dY A^T per tile, dU[k] = V[k] dM[k]^T summed over tiles
-(16 products with the long inner dimension N T), dL/dg = G^T dU G.
+(16 products whose inner dimension is the tiles), dL/dg = G^T dU G.  The flipped kernel's
+transform is U's, permuted (_FLIPPED), and dL/dW transforms x again block by block rather
+than keeping the forward's V (4x x's size) to read back from memory.
 
 Accuracy: the transforms add and subtract inputs (and halve kernel values); the float32
 error measured 0.3x-1.7x im2col's (benchmarks/RESULTS.md; the tests allow 4x).  The larger
@@ -61,8 +65,9 @@ Notation as in reference.py; TH, TW = ceil(OH / 2), ceil(OW / 2) tiles per plane
 import numpy as np
 from numba import njit
 
-from ..geometry import MAX_COL_BYTES, conv_output_hw
-from .numba_threads import run
+from ..geometry import conv_output_hw
+from . import numba_threads
+from .numba_threads import blas_threads_controllable, one_blas_thread, run
 from .scratch import empty, new_buffer, scratch
 
 # The 1-D transforms of F(2, 3) (see above); the 2-D ones apply each along both axes.
@@ -80,52 +85,49 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
 
 
 MIN_CHANNELS = 48          # min(C, O)
-MIN_CHANNELS_IN_A_BATCH = 32    # ... or this many, with at least MIN_BATCH examples
-MIN_BATCH = 8
+MIN_CHANNELS_IN_A_BATCH = 16    # ... or this many, with at least MIN_BATCH examples
+MIN_BATCH = 4
 MIN_WORK = 2 ** 17         # N OH OW min(C, O): the size of the 16 products
-MAX_TILE_BYTES = 2 * MAX_COL_BYTES      # V and M together, as float32
 
 
 def faster(function_name, x_shape, weight_shape, padding):
     """The measured dispatch rule of 'auto': is Winograd faster than the Numba im2col + GEMM
     kernels (cpu_numba.py) for this layer?  The same answer for the layer's three products
-    (``function_name`` is not used), so that dL/dW is handed the forward's own saved state.
+    (``function_name`` is not used).
 
-    Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/RESULTS.md, 2026-11-28
-    afternoon, AMD EPYC Zen 3, 2 vCPUs, quiet), forward + dL/dx + dL/dW against im2col's, at
-    28 shapes: Winograd needs wide layers, min(C, O) >= 48 (C = 3: 0.37x, C = 32: 0.99x,
-    C = 16: 0.95x; the 16 GEMMs' inner dimension is C, too short for OpenBLAS below that),
-    and enough work, N OH OW min(C, O) >= 2^17: above it 1.02x-1.76x at 13 of 14 shapes
-    (the exception 1x512x20x20->512 at 0.98x), below it 0.41x-0.99x at 8 of 10 (exceptions
-    8x128x8x8->128 at 1.04x, 4x64x16x16->64 at 1.06x): one small plane pays the fixed costs
-    of 16 products and the transforms without the arithmetic to hide them.
+    Measured with ``python -m benchmarks.bench_winograd`` on the 2-core Intel Xeon (AVX-512;
+    benchmarks/RESULTS.md, 2026-12-05 evening, after the tiles went into cache-sized blocks),
+    forward + dL/dx + dL/dW against im2col's, at 25 shapes: Winograd won 1.06x-1.71x with at
+    least 48 channels in and out and enough work, N OH OW min(C, O) >= 2^17, and also with
+    16 or 32 channels in a batch of 4 or more (1.16x-1.59x); it lost on a first layer with
+    C = 3 (0.64x), on one 112x112 plane with C = 32 (0.90x) and on small single planes below
+    MIN_WORK (0.28x-0.62x; one exception, 1x64x32x32 -> 64 at 1.08x, is left out), and
+    came out even at 2x48x40x40 -> 48 (0.95x; the rule takes it).  dL/dW is Winograd's
+    weakest product (0.5x-1.1x of im2col's); the forward and dL/dx carry the layer.
 
-    Measured again on a 2-core Intel Xeon (AVX-512; RESULTS.md, 2026-12-05): C = 32 layers
-    won there with a batch, 1.04x-1.44x at N >= 8 (AMD: 0.99x, even), but not for one to
-    four examples (0.84x-1.00x), hence the second channel bound, MIN_CHANNELS_IN_A_BATCH
-    with N >= MIN_BATCH.  C = 3 lost there too (0.39x-0.44x), and so did the small single
-    planes below MIN_WORK (0.42x-0.82x).
-
-    Memory: V and M hold 16 (C + O) N TH TW numbers, about 4x the layer's input and output,
-    and are not split into batch slices; beyond MAX_TILE_BYTES the im2col kernels, which
-    slice the batch, run instead."""
+    Memory: V and M exist only for one block of tiles per thread, so no batch is too large.
+    (Before the blocks, measured on the AMD EPYC and the Xeon, the rule needed min(C, O) >=
+    48, or 32 with N >= 8, and a bound on V and M's size; see RESULTS.md.)"""
     oh, ow, th, tw = _tiles(x_shape, padding)
     n, channels = x_shape[0], min(x_shape[1], weight_shape[0])
     wide = channels >= MIN_CHANNELS or (channels >= MIN_CHANNELS_IN_A_BATCH and n >= MIN_BATCH)
-    return (wide and n * oh * ow * channels >= MIN_WORK
-            and 16 * (x_shape[1] + weight_shape[0]) * n * th * tw * 4 <= MAX_TILE_BYTES)
+    return wide and n * oh * ow * channels >= MIN_WORK
 
 
 # ---- the tile transforms (Numba) -------------------------------------------------------------
-# Layouts.  V is (16, C, N T) and dM (16, O, N T), and a task of their transforms is one
-# channel over the whole batch: it writes 16 long runs of consecutive tiles (a task per
-# plane wrote 64-byte pieces, each on another page, and ran 2-4x slower).  The GEMMs read
-# V[k] transposed, (N T x C) @ (C x O), the orientation OpenBLAS runs fastest here (the other
-# one, (O x C) @ (C x N T), was 1.5x slower at most of the shapes measured).  M is
-# (16, N T, O); the output transform reads it a tile at a time, all O channels at once.
-# The 16 slabs of each of them start 320 bytes apart modulo 4 KiB (``_slabs``): slabs of a
-# multiple of 4 KiB put the 16 write streams on the same cache sets, and the transforms ran
-# 2-3x slower for it.
+# Blocks.  The tiles are processed a block at a time: a block is a range of tile rows
+# r = n TH + ti (all the tiles of rows 2 ti .. 2 ti + 3 of example n), a few hundred tiles.
+# For one block the input transform writes V (16, C, B), the 16 products M (16, B, O), the
+# output transform reads M: a block's V and M stay in the core's cache, where the whole
+# batch's (about 4x the layer's input and output) went to memory and back.  The two cores
+# take half the blocks each (``run``), each with its own V and M; the products are small
+# enough that OpenBLAS runs each on the calling thread.  Measured on the 2-core Xeon
+# (RESULTS.md, 2026-12-05 evening): the forward 1.6x-2.5x faster than transforming the
+# whole batch first and running 16 batch-long products.
+# The products read V[k] transposed, (B x C) @ (C x O), the orientation OpenBLAS ran
+# fastest here.  The 16 slabs of V and M start 320 bytes apart modulo 4 KiB (``_slabs``):
+# slabs of a multiple of 4 KiB put the 16 write streams on the same cache sets, and the
+# transforms ran 2-3x slower for it.
 
 STAGGER_BYTES = 320
 
@@ -138,24 +140,26 @@ def _slabs(a, b, dtype, role=None):
 
 
 @njit(cache=True, nogil=True)
-def _input_tiles(x, ph, pw, th, tw, v, t0, t1):
-    """v[k, c, (n TH + ti) TW + tj] = (B^T d B)[k], d = x_pad[n, c, 2 ti: 2 ti + 4,
-    2 tj: 2 tj + 4], x_pad = x with PH, PW zeros before (and enough after to fill the last
-    tile), built a plane at a time in a small buffer, so that the tile loop needs no bounds
-    checks.  Task = one channel c, all examples: 16 long runs of writes."""
-    n_, _, h_, w_ = x.shape
+def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
+    """v[k, c, (r - r0) TW + tj] = (B^T d B)[k] for the tile rows r = n TH + ti in [r0, r1),
+    d = x_pad[n, c, 2 ti: 2 ti + 4, 2 tj: 2 tj + 4], x_pad = x with PH, PW zeros before (and
+    after, as far as the last tile reaches).  The rows of x[n, c] the block's tile rows read
+    are copied into a zero-bordered plane first, so that the tile loop needs no bounds
+    checks.  Channel by channel: 16 runs of writes per channel."""
+    h_, w_ = x.shape[2], x.shape[3]
     plane = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)   # its border stays zero
-    rows, cols = min(h_, plane.shape[0] - ph), min(w_, plane.shape[1] - pw)
-    for c in range(t0, t1):
-        for n in range(n_):
-            for h in range(rows):
-                target, source = plane[h + ph, pw:pw + cols], x[n, c, h]
+    cols = min(w_, plane.shape[1] - pw)
+    for c in range(x.shape[1]):
+        for n in range(r0 // th, (r1 - 1) // th + 1):
+            ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
+            for h in range(max(2 * ti0 - ph, 0), min(2 * ti1 + 2 - ph, h_)):
+                target, source = plane[h + ph], x[n, c, h]
                 for q in range(cols):
-                    target[q] = source[q]
-            for ti in range(th):
+                    target[pw + q] = source[q]
+            for ti in range(ti0, ti1):
                 d0, d1, d2, d3 = (plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2],
                                   plane[2 * ti + 3])
-                t = (n * th + ti) * tw
+                t = (n * th + ti - r0) * tw
                 out = v[:, c, t:t + tw]              # (16, TW): this tile row's entries
                 for tj in range(tw):
                     q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3
@@ -172,17 +176,17 @@ def _input_tiles(x, ph, pw, th, tw, v, t0, t1):
 
 
 @njit(cache=True, nogil=True)
-def _output_tiles(m, th, tw, y, t0, t1):
-    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, (n TH + ti) TW + tj, o]
-    (rows and columns past OH, OW dropped).  Task = (n, ti).  The four outputs of a tile are
-    computed for all O at once (contiguous reads of m), then written out row by row."""
-    n_, o_, oh, ow = y.shape
+def _output_tiles(m, th, tw, r0, r1, y):
+    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, (r - r0) TW + tj, o] for
+    the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW dropped).  The
+    four outputs of a tile are computed for all O at once (contiguous reads of m), then
+    written out row by row."""
+    o_, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     quad = np.empty((tw, 4, o_), m.dtype)
-    for task in range(t0, t1):
-        n = task // th
-        r = 2 * (task - n * th)
+    for r in range(r0, r1):
+        n, ti = r // th, r % th
         for tj in range(tw):
-            t = task * tw + tj
+            t = (r - r0) * tw + tj
             m0, m1, m2, m3 = m[0, t], m[1, t], m[2, t], m[3, t]
             m4, m5, m6, m7 = m[4, t], m[5, t], m[6, t], m[7, t]
             m8, m9, m10, m11 = m[8, t], m[9, t], m[10, t], m[11, t]
@@ -198,8 +202,8 @@ def _output_tiles(m, th, tw, y, t0, t1):
                 y10[o], y11[o] = u0 + u1 + u2, u1 - u2 - u3
         pairs = ow // 2
         for o in range(o_):
-            for i in range(min(2, oh - r)):
-                row = y[n, o, r + i]
+            for i in range(min(2, oh - 2 * ti)):
+                row = y[n, o, 2 * ti + i]
                 for tj in range(pairs):
                     row[2 * tj] = quad[tj, 2 * i, o]
                     row[2 * tj + 1] = quad[tj, 2 * i + 1, o]
@@ -208,17 +212,25 @@ def _output_tiles(m, th, tw, y, t0, t1):
 
 
 @njit(cache=True, nogil=True)
-def _output_grad_tiles(gy, th, tw, dm, t0, t1):
-    """dm[k, o, (n TH + ti) TW + tj] = (A dY A^T)[k], dY = gy[n, o, 2 ti: 2 ti + 2,
-    2 tj: 2 tj + 2] (gy zero-padded to 2 TH x 2 TW): the adjoint of _output_tiles.
-    Task = one channel o, all examples."""
-    n_ = gy.shape[0]
-    for o in range(t0, t1):
-        for n in range(n_):
-            plane = gy[n, o]
-            for ti in range(th):
-                e0, e1 = plane[2 * ti], plane[2 * ti + 1]
-                t = (n * th + ti) * tw
+def _output_grad_tiles(gy, th, tw, r0, r1, dm):
+    """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
+    [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
+    of _output_tiles."""
+    oh, ow = gy.shape[2], gy.shape[3]
+    odd = oh < 2 * th or ow < 2 * tw
+    plane = np.zeros((2 * th, 2 * tw), gy.dtype)       # odd sizes: dY zero past OH, OW
+    for o in range(gy.shape[1]):
+        for n in range(r0 // th, (r1 - 1) // th + 1):
+            ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
+            source = gy[n, o]
+            if odd:
+                for h in range(2 * ti0, min(2 * ti1, oh)):
+                    for q in range(ow):
+                        plane[h, q] = source[h, q]
+                source = plane
+            for ti in range(ti0, ti1):
+                e0, e1 = source[2 * ti], source[2 * ti + 1]
+                t = (n * th + ti - r0) * tw
                 out = dm[:, o, t:t + tw]             # (16, TW)
                 for tj in range(tw):
                     e00, e01, e10, e11 = e0[2 * tj], e0[2 * tj + 1], e1[2 * tj], e1[2 * tj + 1]
@@ -227,6 +239,7 @@ def _output_grad_tiles(gy, th, tw, dm, t0, t1):
                                       (2, e00 - e10, e01 - e11), (3, -e10, -e11)):
                         out[4 * a, tj], out[4 * a + 1, tj] = f0, f0 + f1
                         out[4 * a + 2, tj], out[4 * a + 3, tj] = f0 - f1, -f1
+
 
 @njit(cache=True, nogil=True)
 def _kernel_tiles(w, u):
@@ -272,9 +285,32 @@ def _kernel_grad_tiles(du, grad_w):
 
 # ---- the kernel interface ------------------------------------------------------------------
 
+TILES_PER_BLOCK = 256           # forward and dL/dx: V and M of one block stay in the cache
+TILES_PER_WEIGHT_BLOCK = 1024   # dL/dW: its products' inner dimension is the block
+
+
 def _tiles(x_shape, padding):
     oh, ow = conv_output_hw(x_shape, (3, 3), (1, 1), padding)
     return oh, ow, (oh + 1) // 2, (ow + 1) // 2
+
+
+def _blocks(n, th, tw, tiles_per_block):
+    """The tile-row ranges [r0, r1) of the blocks: about ``tiles_per_block`` tiles each, and
+    at least one block per kernel thread where there are enough tile rows."""
+    rows = n * th
+    per_block = max(1, min(tiles_per_block // tw, -(-rows // numba_threads.THREADS)))
+    return [(r0, min(r0 + per_block, rows)) for r0 in range(0, rows, per_block)]
+
+
+def _run_blocks(blocks_function, blocks, *args):
+    """blocks_function(*args, blocks, b0, b1) over all the blocks: split across the kernel
+    threads, every GEMM on its calling thread (numba_threads.one_blas_thread), where
+    OpenBLAS lets us say so; else all on this thread, the GEMMs on BLAS's threads."""
+    if numba_threads.THREADS >= 2 and blas_threads_controllable():
+        with one_blas_thread():
+            run(blocks_function, len(blocks), 1 << 30, *args, blocks)
+    else:
+        blocks_function(*args, blocks, 0, len(blocks))
 
 
 def kernel_transform(weight):
@@ -284,63 +320,87 @@ def kernel_transform(weight):
     return u
 
 
-def input_transform(x, padding, th, tw, keep=False):
-    """V (16, C, N T) of x's tiles (an array of its own with ``keep``, else scratch)."""
-    n, c = x.shape[:2]
-    v = _slabs(c, n * th * tw, x.dtype, None if keep else "winograd_v")
-    run(_input_tiles, c, v.size, x, padding[0], padding[1], th, tw, v)
-    return v
+def _forward_blocks(x, u, ph, pw, th, tw, y, blocks, b0, b1):
+    """Blocks b0 .. b1 - 1 of the forward, on this thread: tiles, products, output."""
+    c, o = u.shape[1], u.shape[2]
+    for r0, r1 in blocks[b0:b1]:
+        size = (r1 - r0) * tw
+        v = _slabs(c, size, x.dtype, "winograd_v")              # (16, C, B)
+        m = _slabs(size, o, x.dtype, "winograd_m")              # (16, B, O)
+        _input_tiles(x, ph, pw, th, tw, r0, r1, v)
+        np.matmul(v.transpose(0, 2, 1), u, out=m)
+        _output_tiles(m, th, tw, r0, r1, y)
+
+
+def _forward(x, u, padding):
+    """y = the Winograd correlation of x with the kernel whose transform is u."""
+    n, o = x.shape[0], u.shape[2]
+    oh, ow, th, tw = _tiles(x.shape, padding)
+    y = empty((n, o, oh, ow), x.dtype)
+    blocks = _blocks(n, th, tw, TILES_PER_BLOCK)
+    _run_blocks(_forward_blocks, blocks, x, u, padding[0], padding[1], th, tw, y)
+    return y
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
-    """y, and V when ``save`` (dL/dW will read it)."""
+    """(y, None): nothing is saved for dL/dW, which transforms x again a block at a time
+    (cheaper than reading a saved V, 4x x's size, back from memory)."""
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
-    n, o = x.shape[0], weight.shape[0]
-    oh, ow, th, tw = _tiles(x.shape, padding)
-    v = input_transform(x, padding, th, tw, keep=save)           # (16, C, N T)
-    u = kernel_transform(weight)                                 # (16, C, O)
-    m = _slabs(n * th * tw, o, x.dtype, "winograd_m")            # (16, N T, O)
-    for k in range(16):
-        np.matmul(v[k].T, u[k], out=m[k])
-    y = empty((n, o, oh, ow), x.dtype)
-    run(_output_tiles, n * th, m.size, m, th, tw, y)
-    return y, (v if save else None)
+    return _forward(x, kernel_transform(weight), padding), None
+
+
+# dL/dx's kernel w[o, c, 2 - u, 2 - v] has the transform U[k', o, c]: G applied to the
+# reversed 3-vector (g2, g1, g0) gives (g2, (g0+g1+g2)/2, (g0-g1+g2)/2, g0), G g with its
+# first and last entries swapped; so flipping both kernel axes swaps entries 0 and 3 along
+# both 4x4 axes of G g G^T: k = 4 a + b -> 4 SWAP[a] + SWAP[b].
+_SWAP = (3, 1, 2, 0)
+_FLIPPED = np.array([4 * _SWAP[a] + _SWAP[b] for a in range(4) for b in range(4)])
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
     """dL/dx = the Winograd correlation of dL/dy with w[o, c, 2 - u, 2 - v] as a (C, O, 3, 3)
-    kernel, padding 2 - P: output size OH + 2 (2 - PH) - 2 = H."""
-    flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    grad_x, _ = conv2d_forward(grad_y, flipped, stride, (2 - padding[0], 2 - padding[1]),
-                               dilation, groups)
-    return grad_x
+    kernel, padding 2 - P: output size OH + 2 (2 - PH) - 2 = H.  Its transform is U's,
+    entries permuted (_FLIPPED) and channel axes swapped."""
+    grad_y = np.ascontiguousarray(grad_y)
+    u = kernel_transform(np.ascontiguousarray(weight, dtype=grad_y.dtype))
+    u_flipped = np.ascontiguousarray(u[_FLIPPED].transpose(0, 2, 1))     # (16, O, C)
+    return _forward(grad_y, u_flipped, (2 - padding[0], 2 - padding[1]))
+
+
+def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1):
+    """dU summed over blocks b0 .. b1 - 1, appended to ``partial_sums``."""
+    o, c = grad_y.shape[1], x.shape[1]
+    du = np.zeros((16, o, c), grad_y.dtype)
+    block_du = np.empty_like(du)
+    for r0, r1 in blocks[b0:b1]:
+        size = (r1 - r0) * tw
+        v = _slabs(c, size, x.dtype, "winograd_v")              # (16, C, B)
+        dm = _slabs(o, size, x.dtype, "winograd_m")             # (16, O, B)
+        _input_tiles(x, ph, pw, th, tw, r0, r1, v)
+        _output_grad_tiles(grad_y, th, tw, r0, r1, dm)
+        # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
+        # orientation ran 1.0-1.3x faster on the 2-core Intel Xeon (RESULTS.md, 2026-12-05).
+        np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
+        du += block_du
+    partial_sums.append(du)
 
 
 def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
                            saved=None):
     """dL/dg = G^T dU G with dU[k] = V[k] dM[k]^T summed over tiles (the forward's adjoint;
-    a product with a long inner dimension).  ``saved``: the forward's V (None: rebuilt)."""
+    products with a long inner dimension, the tiles), a block of tiles at a time: V from x,
+    dM from dL/dy.  ``saved`` is not used (the forward saves nothing)."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
-    n, o, oh, ow = grad_y.shape
+    n = x.shape[0]
     _, _, th, tw = _tiles(x.shape, padding)
-    v = saved if saved is not None else input_transform(x, padding, th, tw)
-    if (oh, ow) != (2 * th, 2 * tw):         # odd output size: pad dL/dy to whole tiles
-        padded = np.zeros((n, o, 2 * th, 2 * tw), grad_y.dtype)
-        padded[:, :, :oh, :ow] = grad_y
-        grad_y = padded
-    dm = _slabs(o, n * th * tw, grad_y.dtype, "winograd_m")      # (16, O, N T)
-    run(_output_grad_tiles, o, dm.size, grad_y, th, tw, dm)
-    # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
-    # orientation ran 1.0-1.3x faster on the 2-core Intel Xeon (AVX-512; most with few
-    # channels, where the inner dimension N T is long and the result small; RESULTS.md,
-    # 2026-12-05).
-    du = np.empty((16, o, x.shape[1]), grad_y.dtype)
-    for k in range(16):
-        np.matmul(dm[k], v[k].T, out=du[k])
+    blocks = _blocks(n, th, tw, TILES_PER_WEIGHT_BLOCK)
+    partial_sums = []                        # one (16, O, C) per thread
+    _run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th, tw,
+                partial_sums)
     grad_w = empty(weight_shape, grad_y.dtype)
-    _kernel_grad_tiles(du, grad_w)
+    _kernel_grad_tiles(sum(partial_sums[1:], partial_sums[0]), grad_w)
     return grad_w
 
 
