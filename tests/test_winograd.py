@@ -176,6 +176,29 @@ def test_flipped_kernel_transform_is_a_permutation_of_u(rng):
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
 
 
+def test_forward_keeps_u_and_dx_from_it_is_the_same(rng):
+    """With ``save`` the forward hands back its kernel transform U (as im2col hands back
+    col), and conv2d_backward computes dL/dx from it: the same result as transforming the
+    kernel again."""
+    x, weight = rng.standard_normal((3, 5, 9, 8)), rng.standard_normal((4, 5, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    y, saved = winograd.conv2d_forward(x, weight, *geometry, save=True)
+    assert saved.shape == (16, 5, 4)
+    np.testing.assert_array_equal(saved, winograd.kernel_transform(weight))
+    assert winograd.conv2d_forward(x, weight, *geometry)[1] is None
+    grad_y = rng.standard_normal(y.shape)
+    from_saved = winograd.conv2d_backward(grad_y, x, weight, *geometry, saved=saved)
+    again = winograd.conv2d_backward(grad_y, x, weight, *geometry)
+    for got, want in zip(from_saved, again):
+        np.testing.assert_array_equal(got, want)
+    # and it is U that dL/dx is read from: another kernel's U gives that kernel's dL/dx
+    other = rng.standard_normal(weight.shape)
+    other_u = winograd.conv2d_forward(x, other, *geometry, save=True)[1]
+    np.testing.assert_array_equal(
+        winograd.conv2d_backward(grad_y, x, weight, *geometry, saved=other_u, need_w=False)[0],
+        winograd.conv2d_backward_input(grad_y, other, x.shape, *geometry))
+
+
 def test_kernel_transform_is_g_w_gt(rng):
     """U[4a + b, c, o] = (G w[o, c] G^T)[a, b], the definition, in float64."""
     weight = rng.standard_normal((3, 2, 3, 3))

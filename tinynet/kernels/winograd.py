@@ -313,9 +313,10 @@ def _run_blocks(blocks_function, blocks, *args):
         blocks_function(*args, blocks, 0, len(blocks))
 
 
-def kernel_transform(weight):
-    """U[k, c, o] = (G g[o, c] G^T)[k], shape (16, C, O), in the weight's dtype."""
-    u = _slabs(weight.shape[1], weight.shape[0], weight.dtype, "winograd_u")
+def kernel_transform(weight, keep=False):
+    """U[k, c, o] = (G g[o, c] G^T)[k], shape (16, C, O), in the weight's dtype (an array of
+    its own with ``keep``, else scratch)."""
+    u = _slabs(weight.shape[1], weight.shape[0], weight.dtype, None if keep else "winograd_u")
     _kernel_tiles(weight, u)
     return u
 
@@ -343,11 +344,13 @@ def _forward(x, u, padding):
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
-    """(y, None): nothing is saved for dL/dW, which transforms x again a block at a time
-    (cheaper than reading a saved V, 4x x's size, back from memory)."""
+    """(y, U when ``save``): dL/dx reuses the kernel transform U.  Nothing else is kept:
+    dL/dW transforms x again a block at a time (cheaper than reading a saved V, 4x x's
+    size, back from memory)."""
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
-    return _forward(x, kernel_transform(weight), padding), None
+    u = kernel_transform(weight, keep=save)
+    return _forward(x, u, padding), (u if save else None)
 
 
 # dL/dx's kernel w[o, c, 2 - u, 2 - v] has the transform U[k', o, c]: G applied to the
@@ -360,10 +363,15 @@ _FLIPPED = np.array([4 * _SWAP[a] + _SWAP[b] for a in range(4) for b in range(4)
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):
     """dL/dx = the Winograd correlation of dL/dy with w[o, c, 2 - u, 2 - v] as a (C, O, 3, 3)
-    kernel, padding 2 - P: output size OH + 2 (2 - PH) - 2 = H.  Its transform is U's,
-    entries permuted (_FLIPPED) and channel axes swapped."""
+    kernel, padding 2 - P: output size OH + 2 (2 - PH) - 2 = H."""
     grad_y = np.ascontiguousarray(grad_y)
-    u = kernel_transform(np.ascontiguousarray(weight, dtype=grad_y.dtype))
+    return _input_grad(grad_y, kernel_transform(np.ascontiguousarray(weight, grad_y.dtype)),
+                       padding)
+
+
+def _input_grad(grad_y, u, padding):
+    """dL/dx from U: the flipped kernel's transform is U's entries permuted (_FLIPPED), its
+    channel axes swapped."""
     u_flipped = np.ascontiguousarray(u[_FLIPPED].transpose(0, 2, 1))     # (16, O, C)
     return _forward(grad_y, u_flipped, (2 - padding[0], 2 - padding[1]))
 
@@ -390,7 +398,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
                            saved=None):
     """dL/dg = G^T dU G with dU[k] = V[k] dM[k]^T summed over tiles (the forward's adjoint;
     products with a long inner dimension, the tiles), a block of tiles at a time: V from x,
-    dM from dL/dy.  ``saved`` is not used (the forward saves nothing)."""
+    dM from dL/dy.  ``saved`` (the forward's U) is not needed here."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
@@ -406,8 +414,14 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
 
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
                     need_x=True, need_w=True):
-    """(dL/dx, dL/dW), each None when not needed (kernels.conv2d_backward calls this)."""
-    return (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation, groups)
-            if need_x else None,
-            conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation, groups,
-                                   saved) if need_w else None)
+    """(dL/dx, dL/dW), each None when not needed (kernels.conv2d_backward calls this);
+    ``saved`` is the forward's U (None: computed again)."""
+    grad_y = np.ascontiguousarray(grad_y)
+    grad_x = None
+    if need_x and saved is not None and saved.dtype == grad_y.dtype:
+        grad_x = _input_grad(grad_y, saved, padding)
+    elif need_x:
+        grad_x = conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
+                                       groups)
+    return grad_x, (conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation,
+                                           groups) if need_w else None)
