@@ -183,7 +183,7 @@ def test_forward_keeps_u_and_dx_from_it_is_the_same(rng):
     x, weight = rng.standard_normal((3, 5, 9, 8)), rng.standard_normal((4, 5, 3, 3))
     geometry = ((1, 1), (1, 1), (1, 1), 1)
     y, saved = winograd.conv2d_forward(x, weight, *geometry, save=True)
-    assert saved.shape == (16, 5, 4)
+    assert saved.shape == (16, 4, 5)                      # (16, O, C)
     np.testing.assert_array_equal(saved, winograd.kernel_transform(weight))
     assert winograd.conv2d_forward(x, weight, *geometry)[1] is None
     grad_y = rng.standard_normal(y.shape)
@@ -200,10 +200,10 @@ def test_forward_keeps_u_and_dx_from_it_is_the_same(rng):
 
 
 def test_kernel_transform_is_g_w_gt(rng):
-    """U[4a + b, c, o] = (G w[o, c] G^T)[a, b], the definition, in float64."""
+    """U[4a + b, o, c] = (G w[o, c] G^T)[a, b], the definition, in float64."""
     weight = rng.standard_normal((3, 2, 3, 3))
     u = winograd.kernel_transform(weight)
-    want = np.einsum("au,ocuv,bv->abco", winograd.G, weight, winograd.G).reshape(16, 2, 3)
+    want = np.einsum("au,ocuv,bv->aboc", winograd.G, weight, winograd.G).reshape(16, 3, 2)
     np.testing.assert_allclose(u, want, rtol=1e-14, atol=1e-14)
 
 

@@ -39,9 +39,9 @@ The additions of B^T d B and A^T . A are cheap and memory-bound (Numba kernels b
 multiplications per tile become 16 matrix products when summed over input channels:
 
     V[k, c, (n, t)] = (B^T d_{n,c,t} B)[k]      input tiles,  k = 0..15 the 4x4 positions
-    U[k, c, o]      = (G g_{o,c} G^T)[k]        kernel, once per call (a small loop)
-    M[k, (n, t), o] = sum_c V[k, c, (n, t)] U[k, c, o]       16 GEMMs, one per k
-    y tile (n, o, t) = A^T M[:, (n, t), o] A
+    U[k, o, c]      = (G g_{o,c} G^T)[k]        kernel, once per call (a small loop)
+    M[k, o, (n, t)] = sum_c U[k, o, c] V[k, c, (n, t)]       16 GEMMs, one per k
+    y tile (n, o, t) = A^T M[:, o, (n, t)] A
 
 against im2col's one GEMM of 9 C rows per output pixel, this GEMM has 16 C rows per 4 output
 pixels: 2.25x less arithmetic, and V is 16/4 = 4 values per input pixel, not col's 9.  V
@@ -117,17 +117,19 @@ def faster(function_name, x_shape, weight_shape, padding):
 # ---- the tile transforms (Numba) -------------------------------------------------------------
 # Blocks.  The tiles are processed a block at a time: a block is a range of tile rows
 # r = n TH + ti (all the tiles of rows 2 ti .. 2 ti + 3 of example n), a few hundred tiles.
-# For one block the input transform writes V (16, C, B), the 16 products M (16, B, O), the
+# For one block the input transform writes V (16, C, B), the 16 products M (16, O, B), the
 # output transform reads M: a block's V and M stay in the core's cache, where the whole
 # batch's (about 4x the layer's input and output) went to memory and back.  The two cores
 # take half the blocks each (``run``), each with its own V and M; the products are small
 # enough that OpenBLAS runs each on the calling thread.  Measured on the 2-core Xeon
 # (RESULTS.md, 2026-12-05 evening): the forward 1.6x-2.5x faster than transforming the
 # whole batch first and running 16 batch-long products.
-# The products read V[k] transposed, (B x C) @ (C x O), the orientation OpenBLAS ran
-# fastest here.  The 16 slabs of V and M start 320 bytes apart modulo 4 KiB (``_slabs``):
-# slabs of a multiple of 4 KiB put the 16 write streams on the same cache sets, and the
-# transforms ran 2-3x slower for it.
+# Every tile array is (16, channels, tiles), so that each transform reads or writes 16
+# contiguous runs per channel; in this layout the output transform ran 1.3x-1.6x faster than
+# with M (16, B, O), and the products M[k] = U[k] V[k] as fast as V[k]^T U[k]^T (0.75x
+# with only 32 output channels).  The 16 slabs of V and M start 320 bytes apart modulo
+# 4 KiB (``_slabs``): slabs of a multiple of 4 KiB put the 16 write streams on the same
+# cache sets, and the transforms ran 2-3x slower for it.
 
 STAGGER_BYTES = 320
 
@@ -177,38 +179,36 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
 
 @njit(cache=True, nogil=True)
 def _output_tiles(m, th, tw, r0, r1, y):
-    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, (r - r0) TW + tj, o] for
-    the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW dropped).  The
-    four outputs of a tile are computed for all O at once (contiguous reads of m), then
-    written out row by row."""
-    o_, oh, ow = y.shape[1], y.shape[2], y.shape[3]
-    quad = np.empty((tw, 4, o_), m.dtype)
-    for r in range(r0, r1):
-        n, ti = r // th, r % th
-        for tj in range(tw):
-            t = (r - r0) * tw + tj
-            m0, m1, m2, m3 = m[0, t], m[1, t], m[2, t], m[3, t]
-            m4, m5, m6, m7 = m[4, t], m[5, t], m[6, t], m[7, t]
-            m8, m9, m10, m11 = m[8, t], m[9, t], m[10, t], m[11, t]
-            m12, m13, m14, m15 = m[12, t], m[13, t], m[14, t], m[15, t]
-            y00, y01, y10, y11 = quad[tj, 0], quad[tj, 1], quad[tj, 2], quad[tj, 3]
-            for o in range(o_):
-                # A^T M: rows (m0 + m1 + m2, m1 - m2 - m3), per column; then per row
-                s0, s1 = m0[o] + m4[o] + m8[o], m1[o] + m5[o] + m9[o]
-                s2, s3 = m2[o] + m6[o] + m10[o], m3[o] + m7[o] + m11[o]
-                u0, u1 = m4[o] - m8[o] - m12[o], m5[o] - m9[o] - m13[o]
-                u2, u3 = m6[o] - m10[o] - m14[o], m7[o] - m11[o] - m15[o]
-                y00[o], y01[o] = s0 + s1 + s2, s1 - s2 - s3
-                y10[o], y11[o] = u0 + u1 + u2, u1 - u2 - u3
-        pairs = ow // 2
-        for o in range(o_):
-            for i in range(min(2, oh - 2 * ti)):
-                row = y[n, o, 2 * ti + i]
-                for tj in range(pairs):
-                    row[2 * tj] = quad[tj, 2 * i, o]
-                    row[2 * tj + 1] = quad[tj, 2 * i + 1, o]
-                if ow > 2 * pairs:
-                    row[2 * pairs] = quad[pairs, 2 * i, o]
+    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, o, (r - r0) TW + tj] for
+    the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW dropped).  Channel
+    by channel, a tile row at a time: 16 contiguous reads, two output rows written."""
+    oh, ow = y.shape[2], y.shape[3]
+    pairs = ow // 2                    # tiles whose two output columns are both in y
+    for o in range(y.shape[1]):
+        for r in range(r0, r1):
+            n, ti = r // th, r % th
+            t = (r - r0) * tw
+            tiles = m[:, o, t:t + tw]                     # (16, TW): this tile row's M
+            m0, m1, m2, m3 = tiles[0], tiles[1], tiles[2], tiles[3]
+            m4, m5, m6, m7 = tiles[4], tiles[5], tiles[6], tiles[7]
+            m8, m9, m10, m11 = tiles[8], tiles[9], tiles[10], tiles[11]
+            m12, m13, m14, m15 = tiles[12], tiles[13], tiles[14], tiles[15]
+            top = y[n, o, 2 * ti]
+            bottom = y[n, o, 2 * ti + 1] if 2 * ti + 1 < oh else top   # odd OH: not written
+            for tj in range(tw):
+                # A^T M: rows (m0 + m1 + m2, m1 - m2 - m3) of each column; then per row
+                s0, s1 = m0[tj] + m4[tj] + m8[tj], m1[tj] + m5[tj] + m9[tj]
+                s2, s3 = m2[tj] + m6[tj] + m10[tj], m3[tj] + m7[tj] + m11[tj]
+                u0, u1 = m4[tj] - m8[tj] - m12[tj], m5[tj] - m9[tj] - m13[tj]
+                u2, u3 = m6[tj] - m10[tj] - m14[tj], m7[tj] - m11[tj] - m15[tj]
+                if tj < pairs:
+                    top[2 * tj], top[2 * tj + 1] = s0 + s1 + s2, s1 - s2 - s3
+                    if 2 * ti + 1 < oh:
+                        bottom[2 * tj], bottom[2 * tj + 1] = u0 + u1 + u2, u1 - u2 - u3
+                else:                          # odd OW: the last tile's first column only
+                    top[2 * tj] = s0 + s1 + s2
+                    if 2 * ti + 1 < oh:
+                        bottom[2 * tj] = u0 + u1 + u2
 
 
 @njit(cache=True, nogil=True)
@@ -243,7 +243,7 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm):
 
 @njit(cache=True, nogil=True)
 def _kernel_tiles(w, u):
-    """u[4 a + b, c, o] = (G g G^T)[a, b], g = w[o, c] (float64 inside).  G's rows are
+    """u[4 a + b, o, c] = (G g G^T)[a, b], g = w[o, c] (float64 inside).  G's rows are
     (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2), (0, 0, 1)."""
     o_, c_ = w.shape[:2]
     gg = np.empty((4, 3))
@@ -256,10 +256,10 @@ def _kernel_tiles(w, u):
                 gg[2, v], gg[3, v] = (g0 - g1 + g2) * 0.5, g2
             for a in range(4):            # (G g) G^T: along the columns, per row a
                 h0, h1, h2 = gg[a, 0], gg[a, 1], gg[a, 2]
-                u[4 * a, c, o] = h0
-                u[4 * a + 1, c, o] = (h0 + h1 + h2) * 0.5
-                u[4 * a + 2, c, o] = (h0 - h1 + h2) * 0.5
-                u[4 * a + 3, c, o] = h2
+                u[4 * a, o, c] = h0
+                u[4 * a + 1, o, c] = (h0 + h1 + h2) * 0.5
+                u[4 * a + 2, o, c] = (h0 - h1 + h2) * 0.5
+                u[4 * a + 3, o, c] = h2
 
 
 @njit(cache=True, nogil=True)
@@ -314,28 +314,28 @@ def _run_blocks(blocks_function, blocks, *args):
 
 
 def kernel_transform(weight, keep=False):
-    """U[k, c, o] = (G g[o, c] G^T)[k], shape (16, C, O), in the weight's dtype (an array of
+    """U[k, o, c] = (G g[o, c] G^T)[k], shape (16, O, C), in the weight's dtype (an array of
     its own with ``keep``, else scratch)."""
-    u = _slabs(weight.shape[1], weight.shape[0], weight.dtype, None if keep else "winograd_u")
+    u = _slabs(weight.shape[0], weight.shape[1], weight.dtype, None if keep else "winograd_u")
     _kernel_tiles(weight, u)
     return u
 
 
 def _forward_blocks(x, u, ph, pw, th, tw, y, blocks, b0, b1):
     """Blocks b0 .. b1 - 1 of the forward, on this thread: tiles, products, output."""
-    c, o = u.shape[1], u.shape[2]
+    o, c = u.shape[1], u.shape[2]
     for r0, r1 in blocks[b0:b1]:
         size = (r1 - r0) * tw
         v = _slabs(c, size, x.dtype, "winograd_v")              # (16, C, B)
-        m = _slabs(size, o, x.dtype, "winograd_m")              # (16, B, O)
+        m = _slabs(o, size, x.dtype, "winograd_m")              # (16, O, B)
         _input_tiles(x, ph, pw, th, tw, r0, r1, v)
-        np.matmul(v.transpose(0, 2, 1), u, out=m)
+        np.matmul(u, v, out=m)                                  # M[k] = U[k] V[k]
         _output_tiles(m, th, tw, r0, r1, y)
 
 
 def _forward(x, u, padding):
     """y = the Winograd correlation of x with the kernel whose transform is u."""
-    n, o = x.shape[0], u.shape[2]
+    n, o = x.shape[0], u.shape[1]
     oh, ow, th, tw = _tiles(x.shape, padding)
     y = empty((n, o, oh, ow), x.dtype)
     blocks = _blocks(n, th, tw, TILES_PER_BLOCK)
@@ -372,7 +372,7 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
 def _input_grad(grad_y, u, padding):
     """dL/dx from U: the flipped kernel's transform is U's entries permuted (_FLIPPED), its
     channel axes swapped."""
-    u_flipped = np.ascontiguousarray(u[_FLIPPED].transpose(0, 2, 1))     # (16, O, C)
+    u_flipped = np.ascontiguousarray(u[_FLIPPED].transpose(0, 2, 1))     # (16, C, O)
     return _forward(grad_y, u_flipped, (2 - padding[0], 2 - padding[1]))
 
 
