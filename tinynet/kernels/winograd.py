@@ -103,7 +103,8 @@ def faster(function_name, x_shape, weight_shape, padding):
     C = 3 (0.64x), on one 112x112 plane with C = 32 (0.90x) and on small single planes below
     MIN_WORK (0.28x-0.62x; one exception, 1x64x32x32 -> 64 at 1.08x, is left out), and
     came out even at 2x48x40x40 -> 48 (0.95x; the rule takes it).  dL/dW is Winograd's
-    weakest product (0.5x-1.1x of im2col's); the forward and dL/dx carry the layer.
+    weakest product (0.5x-1.1x of im2col's); the forward and dL/dx carry the layer.  With
+    the final kernels (M as (16, O, B)) the shapes the rule takes ran 1.01x-2.00x.
 
     Memory: V and M exist only for one block of tiles per thread, so no batch is too large.
     (Before the blocks, measured on the AMD EPYC and the Xeon, the rule needed min(C, O) >=
@@ -120,10 +121,11 @@ def faster(function_name, x_shape, weight_shape, padding):
 # For one block the input transform writes V (16, C, B), the 16 products M (16, O, B), the
 # output transform reads M: a block's V and M stay in the core's cache, where the whole
 # batch's (about 4x the layer's input and output) went to memory and back.  The two cores
-# take half the blocks each (``run``), each with its own V and M; the products are small
-# enough that OpenBLAS runs each on the calling thread.  Measured on the 2-core Xeon
-# (RESULTS.md, 2026-12-05 evening): the forward 1.6x-2.5x faster than transforming the
-# whole batch first and running 16 batch-long products.
+# take half the blocks each (``run``), each with its own V and M, and OpenBLAS runs each
+# product on its calling thread (``numba_threads.one_blas_thread``).  Measured on the 2-core
+# Xeon (RESULTS.md, 2026-12-05 evening), forward + dL/dx + dL/dW against transforming the
+# whole batch first and running 16 batch-long products: 1.4x-1.5x on 64x32x32x32 -> 64,
+# 1.05x-1.1x on 64x128x8x8 -> 256 and 1x64x224x224 -> 64.
 # Every tile array is (16, channels, tiles), so that each transform reads or writes 16
 # contiguous runs per channel; in this layout the output transform ran 1.3x-1.6x faster than
 # with M (16, B, O), and the products M[k] = U[k] V[k] as fast as V[k]^T U[k]^T (0.75x
