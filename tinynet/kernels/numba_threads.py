@@ -127,13 +127,14 @@ def run(kernel, tasks, elements, *args):
 # ---- OpenBLAS on one thread while the kernel threads call it --------------------------------
 # Kernels that call a GEMM from each kernel thread (winograd.py: a block of tiles per call)
 # want each GEMM on its calling thread.  Left to itself, OpenBLAS gave each of the two
-# callers its two threads, and Winograd layers ran 1.5x-3x slower, worse the longer the run
-# (2-core Intel Xeon, 2026-12-05).  OpenBLAS's thread count is one number for the process
-# (its "_local" setter turned out to change it for every thread too), so
-# ``one_blas_thread`` sets it to 1 while such a kernel runs and restores it after the last
-# one ends; a GEMM another Python thread runs meanwhile also runs on one thread.  The library
-# is the OpenBLAS this process has loaded (NumPy's); with another BLAS (MKL, Accelerate)
-# ``blas_threads_controllable`` is False and the caller runs its blocks on one thread.
+# callers its two threads: a product of Winograd's size took 14.6 ms instead of 0.94 ms, and
+# Winograd layers ran 3x-8x slower (2-core Intel Xeon, 2026-12-05).  OpenBLAS's thread
+# count is one number for the process (its "_local" setter, tried first, reported in one
+# thread the count set in the other), so ``one_blas_thread`` sets it to 1 while such a
+# kernel runs and restores it after the last one ends; a GEMM another Python thread runs
+# meanwhile also runs on one thread.  The library is NumPy's OpenBLAS; with another BLAS
+# (MKL, Accelerate) ``blas_threads_controllable`` is False, and winograd.py then runs its
+# blocks on the calling thread, each GEMM on BLAS's own threads.
 _GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
             "scipy_openblas_get_num_threads")
 _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
