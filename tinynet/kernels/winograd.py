@@ -390,7 +390,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1)
         _input_tiles(x, ph, pw, th, tw, r0, r1, v)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm)
         # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
-        # orientation ran 1.0-1.3x faster on the 2-core Intel Xeon (RESULTS.md, 2026-12-05).
+        # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
+        # layers of every model here (one thread, blocks of 1024 tiles; with C > O the other
+        # one won by about as much, RESULTS.md, 2026-12-05).
         np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
         du += block_du
     partial_sums.append(du)
