@@ -31,27 +31,29 @@ from .scratch import empty_like
 BLOCK = 1 << 14
 
 
+# Each loop body is one comparison and one select, no branch: "v <= 0" is False for NaN,
+# so NaN takes the "> 0" side.  Written as "v > 0 or v != v" (two short-circuit tests) the
+# backward ran 1.2x-3.8x slower on the reference CNN's activations (2-core Intel Xeon,
+# 2026-12-05, outputs preallocated, alternated); the forward, bound by memory, the same.
 @njit(cache=True, nogil=True)
 def _relu_forward(x, y, t0, t1):
     for i in range(t0 * BLOCK, min(t1 * BLOCK, x.size)):
         v = x[i]
-        y[i] = v if (v > 0 or v != v) else 0
+        y[i] = 0 if v <= 0 else v
 
 
 @njit(cache=True, nogil=True)
 def _relu_backward(grad, y, gx, t0, t1):
     for i in range(t0 * BLOCK, min(t1 * BLOCK, grad.size)):
-        v = y[i]
-        slope = 1 if (v > 0 or v != v) else 0      # slope 1 at NaN, as in PyTorch
-        gx[i] = grad[i] * slope
+        v, g = y[i], grad[i]
+        gx[i] = g * 0 if v <= 0 else g             # slope 1 at NaN, as in PyTorch
 
 
 @njit(cache=True, nogil=True)
 def _relu6_backward(grad, y, gx, t0, t1):
     for i in range(t0 * BLOCK, min(t1 * BLOCK, grad.size)):
-        v = y[i]
-        slope = 1 if ((v > 0 and v < 6) or v != v) else 0
-        gx[i] = grad[i] * slope
+        v, g = y[i], grad[i]
+        gx[i] = g * 0 if (v <= 0) | (v >= 6) else g
 
 
 def _blocks(size):
