@@ -25,6 +25,7 @@ The implementations:
     reference   kernels/reference.py   plain loops: the definition, and the tests' oracle
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
+                kernels/numba_first_layer.py   its dL/dW for first layers (few channels)
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)

@@ -41,6 +41,7 @@ from numba import njit
 from ..geometry import batch_step, conv_output_hw, is_depthwise
 from .numba_pool import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401 (interface)
                          max_pool2d_backward, max_pool2d_forward)
+from . import numba_first_layer
 from .numba_threads import run as _run
 from .scratch import empty, new_buffer, scratch
 
@@ -270,7 +271,9 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
     p, k = oh * ow, weight.shape[1] * kh * kw
     w_matrix = weight.reshape(groups, o // groups, k)
     step = batch_step(x.shape, weight.shape, p, x.itemsize)
-    keep = save and step >= n             # one slice: col is dL/dW's too, keep it
+    # one slice: col is dL/dW's too, keep it (a first layer's dL/dW needs none)
+    keep = (save and step >= n and not numba_first_layer.applies(
+        x.shape, weight.shape, stride, padding, dilation, groups))
     col = None
     for b in range(0, n, step):
         m = min(step, n - b)
@@ -346,6 +349,8 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         _run(_depthwise_backward_weight, grad_w.size, grad_y.size * kh * kw, grad_y, x,
              *_flat(stride, padding, dilation), grad_w)
         return grad_w
+    if numba_first_layer.applies(x.shape, weight_shape, stride, padding, dilation, groups):
+        return numba_first_layer.conv2d_backward_weight(grad_y, x, weight_shape, padding)
     p, k = oh * ow, weight_shape[1] * kh * kw
     # Computed transposed, dL/dW^T = col dL/dy^T of shape (K, O/G) per group: the same
     # product, but OpenBLAS splits it into far fewer synchronized blocks than

@@ -1,0 +1,79 @@
+"""kernels/numba_first_layer.py: a first layer's dL/dW as direct dot products, against the
+reference loops (float64, to rounding) and against im2col's error in float32, on the
+shapes it takes (odd sizes, padding 0-2, KH 1-5, odd O); and the dispatch around it."""
+import numpy as np
+import pytest
+
+from tinynet.kernels import reference
+
+pytest.importorskip("numba")
+from tinynet.kernels import cpu_numba, numba_first_layer  # noqa: E402
+
+CASES = [  # N, C, H, W, O, KH, (PH, PW)
+    (2, 3, 32, 33, 4, 3, (1, 1)), (3, 1, 40, 31, 5, 3, (0, 0)), (1, 2, 33, 35, 3, 5, (2, 1)),
+    (2, 8, 32, 32, 2, 3, (1, 2)), (1, 24, 34, 32, 1, 1, (0, 1)), (2, 3, 31, 37, 7, 3, (2, 2))]
+
+
+def problem(case, rng, dtype=np.float64):
+    n, c, h, w, o, kh, padding = case
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((o, c, kh, 3))
+    grad_y = rng.standard_normal(
+        reference.conv2d_forward(x, weight, (1, 1), padding, (1, 1), 1)[0].shape)
+    return x.astype(dtype), weight.astype(dtype), grad_y.astype(dtype), padding
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_grad_weight_matches_reference_float64(case, rng):
+    x, weight, grad_y, padding = problem(case, rng)
+    assert numba_first_layer.applies(x.shape, weight.shape, (1, 1), padding, (1, 1), 1)
+    got = numba_first_layer.conv2d_backward_weight(grad_y, x, weight.shape, padding)
+    want = reference.conv2d_backward_weight(grad_y, x, weight.shape, (1, 1), padding,
+                                            (1, 1), 1)
+    assert got.dtype == np.float64 and got.shape == weight.shape
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+def test_grad_weight_float32_error_is_near_im2col(case, rng):
+    x, weight, grad_y, padding = problem(case, rng)
+    exact = reference.conv2d_backward_weight(grad_y, x, weight.shape, (1, 1), padding,
+                                             (1, 1), 1)
+    x32, gy32 = x.astype(np.float32), grad_y.astype(np.float32)
+    direct = numba_first_layer.conv2d_backward_weight(gy32, x32, weight.shape, padding)
+    col = cpu_numba._columns(x32, weight.shape[2], 3, (1, 1), padding, (1, 1),
+                             grad_y.shape[2], grad_y.shape[3])
+    im2col = cpu_numba.conv2d_backward_weight(gy32, x32, weight.shape, (1, 1), padding,
+                                              (1, 1), 1, saved=col)   # im2col's own path
+    scale = np.abs(exact).max()
+    assert direct.dtype == np.float32
+    assert np.abs(direct - exact).max() / scale < max(
+        4 * np.abs(im2col - exact).max() / scale, 1e-6)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, expected", [
+    ((64, 3, 64, 64), (32, 3, 3, 3), (1, 1), (1, 1), True),     # the reference CNN's first
+    ((8, 8, 32, 32), (16, 8, 3, 3), (1, 1), (1, 1), True),      # K = 72
+    ((8, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1), False),   # K = 144: im2col
+    ((8, 3, 64, 64), (32, 3, 3, 3), (2, 2), (1, 1), False),     # stride 2
+    ((8, 3, 16, 16), (32, 3, 3, 3), (1, 1), (1, 1), False),     # 256 pixels
+    ((8, 3, 64, 64), (32, 3, 3, 5), (1, 1), (1, 1), False)])    # KW = 5
+def test_which_layers_it_takes(x_shape, w_shape, stride, padding, expected):
+    assert numba_first_layer.applies(x_shape, w_shape, stride, padding, (1, 1), 1) == expected
+
+
+def test_im2col_forward_keeps_no_col_for_such_a_layer_and_dw_is_right(rng):
+    """cpu_numba's forward saves col only where its dL/dW will read it: not for a first
+    layer, whose dL/dW goes to the dot products; and the whole path gives the reference."""
+    x, weight, grad_y, padding = problem(CASES[0], rng)
+    geometry = ((1, 1), padding, (1, 1), 1)
+    y, saved = cpu_numba.conv2d_forward(x, weight, *geometry, save=True)
+    assert saved is None
+    grad_x, grad_w = cpu_numba.conv2d_backward(grad_y, x, weight, *geometry, saved)
+    want_x = reference.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    want_w = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
+    np.testing.assert_allclose(grad_x, want_x, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(grad_w, want_w, rtol=1e-11, atol=1e-11 * np.abs(want_w).max())
+    wide = rng.standard_normal((2, 16, 32, 32))           # K = 144: col kept as before
+    assert cpu_numba.conv2d_forward(wide, rng.standard_normal((4, 16, 3, 3)), *geometry,
+                                    save=True)[1] is not None
