@@ -58,21 +58,19 @@ def _grad_weight(x, grad_y, kh, ph, pw, partial, t0, t1):
     wide = np.zeros((2, size), grad_y.dtype)       # two planes of g, rows widened by zeros
     zero = np.zeros(1, grad_y.dtype)[0]            # the sums in g's dtype
     for n in range(t0, t1):
-        for c in range(c_):
+        for c in range(c_):                        # x_pad[n, c]: its border stays zero
             plane = planes[c]
-            for i in range(hp):
-                h = i - ph
-                for j in range(wp):
-                    q = j - pw
-                    plane[i * wp + j] = x[n, c, h, q] if 0 <= h < h_ and 0 <= q < w_ else 0
+            for h in range(h_):
+                start, row = (h + ph) * wp + pw, x[n, c, h]
+                for j in range(w_):
+                    plane[start + j] = row[j]
         for o in range(0, o_, 2):
             o1 = min(o + 1, o_ - 1)                # an odd O: the last channel twice
-            for a, channel in ((0, o), (1, o1)):
-                for i in range(oh):
-                    source, target = grad_y[n, channel, i], wide[a, i * wp:i * wp + ow]
-                    for j in range(ow):
-                        target[j] = source[j]
             g0, g1 = wide[0], wide[1]
+            for i in range(oh):
+                row0, row1 = grad_y[n, o, i], grad_y[n, o1, i]
+                for j in range(ow):
+                    g0[i * wp + j], g1[i * wp + j] = row0[j], row1[j]
             for c in range(c_):
                 for u in range(kh):
                     window = planes[c, u * wp:u * wp + size + 2]
