@@ -42,9 +42,10 @@ def test_grad_weight_float32_error_is_near_im2col(case, rng):
     x32, gy32 = x.astype(np.float32), grad_y.astype(np.float32)
     direct = numba_first_layer.conv2d_backward_weight(gy32, x32, weight.shape, padding)
     col = cpu_numba._columns(x32, weight.shape[2], 3, (1, 1), padding, (1, 1),
-                             grad_y.shape[2], grad_y.shape[3])
-    im2col = cpu_numba.conv2d_backward_weight(gy32, x32, weight.shape, (1, 1), padding,
-                                              (1, 1), 1, saved=col)   # im2col's own path
+                             grad_y.shape[2], grad_y.shape[3])              # (K, N, P)
+    o, k = weight.shape[0], col.shape[0]
+    im2col = (gy32.transpose(1, 0, 2, 3).reshape(o, -1)                     # im2col's product
+              @ col.reshape(k, -1).T).reshape(weight.shape)
     scale = np.abs(exact).max()
     assert direct.dtype == np.float32
     assert np.abs(direct - exact).max() / scale < max(
