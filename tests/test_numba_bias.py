@@ -1,5 +1,5 @@
-"""The conv bias kernels (kernels/numba_bias.py) against the NumPy lines of Conv2d
-(functional/conv.py), which ``kernels.use("numpy")`` selects: the add bitwise, dL/db to the
+"""The conv bias kernels (kernels/numba_bias.py) against their NumPy lines
+(kernels/__init__.py: add_bias, bias_grad), which ``kernels.use("numpy")`` selects: the add bitwise, dL/db to the
 float rounding of a sum (the kernel accumulates in float64), through F.conv2d too."""
 import numpy as np
 import pytest
@@ -7,7 +7,6 @@ import pytest
 import tinynet as tn
 import tinynet.functional as F
 from tinynet import kernels
-from tinynet.functional import conv
 
 pytest.importorskip("numba")
 from tinynet.kernels import numba_bias, numba_threads  # noqa: E402
@@ -60,7 +59,7 @@ def test_conv2d_with_bias_uses_the_kernels_and_matches_numpy(dtype, tolerance, r
     weight = rng.standard_normal((8, 3, 3, 3)).astype(dtype)
     bias = rng.standard_normal(8).astype(dtype)
     grad = rng.standard_normal((2, 8, 64, 64)).astype(dtype)
-    assert grad.size >= conv._NUMBA_BIAS_MIN_SIZE
+    assert grad.size >= kernels._NUMBA_BIAS_MIN_SIZE
     used = []
     for name in ("add_bias", "bias_grad"):
         original = getattr(numba_bias, name)

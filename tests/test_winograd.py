@@ -199,6 +199,26 @@ def test_forward_keeps_u_and_dx_from_it_is_the_same(rng):
         winograd.conv2d_backward_input(grad_y, other, x.shape, *geometry))
 
 
+def test_the_output_transform_adds_the_bias(rng, monkeypatch):
+    """With a bias, kernels.conv2d_forward hands it to Winograd (ADDS_BIAS), whose output
+    transform adds it: the same y as the convolution plus b, and no separate pass."""
+    x, weight = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((5, 4, 3, 3))
+    bias = rng.standard_normal(5)
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    want = winograd.conv2d_forward(x, weight, *geometry)[0] + bias.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(winograd.conv2d_forward(x, weight, *geometry, bias=bias)[0],
+                               want, rtol=1e-13, atol=1e-13)
+    passes = []
+    monkeypatch.setattr(kernels, "add_bias", lambda *a: passes.append(a))
+    with kernels.use("winograd"):
+        y, _ = kernels.conv2d_forward(x, weight, *geometry, bias=bias)
+    np.testing.assert_allclose(y, want, rtol=1e-13, atol=1e-13)
+    assert passes == []
+    with kernels.use("numba"):                   # im2col: the bias is a pass of its own
+        kernels.conv2d_forward(x, weight, *geometry, bias=bias)
+    assert len(passes) == 1
+
+
 def test_kernel_transform_is_g_w_gt(rng):
     """U[4a + b, o, c] = (G w[o, c] G^T)[a, b], the definition, in float64."""
     weight = rng.standard_normal((3, 2, 3, 3))

@@ -45,14 +45,9 @@ class Conv2d(Function):
         # ``saved``: what the forward pass built that dL/dW can use again (the Numba
         # kernel's im2col matrix), kept only when the weight needs a gradient, as max
         # pooling keeps its argmax.  It lives here, on the Function, until backward.
+        # y[n, o, i, j] += b[o] inside (kernels.add_bias, or the kernel's own output pass)
         y, self.saved = kernels.conv2d_forward(x, weight, *self.geometry,
-                                               save=self.needs_input_grad[1])
-        if bias is not None:                   # y is a fresh array from the kernel
-            fast = _numba_bias(y)
-            if fast is None:
-                y += bias.reshape(1, -1, 1, 1)
-            else:
-                fast.add_bias(y, bias)          # the same, on every core
+                                               save=self.needs_input_grad[1], bias=bias)
         return y
 
     def backward(self, grad):
@@ -61,9 +56,7 @@ class Conv2d(Function):
         grad_x, grad_w = kernels.conv2d_backward(grad, self.x, self.weight, *self.geometry,
                                                  self.saved, need_x, need_w)
         if len(self.needs_input_grad) == 3:
-            fast = _numba_bias(grad)
-            grad_b = grad.sum(axis=(0, 2, 3)) if fast is None else fast.bias_grad(grad)
-            return grad_x, grad_w, grad_b
+            return grad_x, grad_w, kernels.bias_grad(grad)     # sum over n, i, j
         return grad_x, grad_w
 
     def release(self):
@@ -71,18 +64,6 @@ class Conv2d(Function):
         super().release()
         if saved is not None:       # its memory goes to the next forward (no page faults)
             kernels.recycle(saved)
-
-
-# Below this many elements NumPy's bias lines are as fast (a compiled call has a fixed cost).
-_NUMBA_BIAS_MIN_SIZE = 1 << 16
-
-
-def _numba_bias(array):
-    """kernels/numba_bias.py when the Numba kernels run on this (C-contiguous, large enough)
-    array, else None: the NumPy lines, the kernels' reference, run."""
-    if array.size < _NUMBA_BIAS_MIN_SIZE or not array.flags.c_contiguous:
-        return None
-    return kernels.numba_module("numba_bias", array)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -217,9 +217,46 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
     return choose(function_name, array)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
-    return choose_conv("conv2d_forward", x, x.shape, weight.shape, stride, padding, dilation,
-                       groups)(x, weight, stride, padding, dilation, groups, save)
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bias=None):
+    """(y, saved), y with ``bias`` (O,) added per channel when given.  A module that adds
+    the bias in its own output pass says so (``ADDS_BIAS``: winograd.py); for the others
+    it is one more pass over y (``add_bias``)."""
+    forward = choose_conv("conv2d_forward", x, x.shape, weight.shape, stride, padding,
+                          dilation, groups)
+    if bias is not None and getattr(importlib.import_module(forward.__module__), "ADDS_BIAS",
+                                    False):
+        return forward(x, weight, stride, padding, dilation, groups, save, bias)
+    y, saved = forward(x, weight, stride, padding, dilation, groups, save)
+    if bias is not None:                    # y is a fresh array from the kernel
+        add_bias(y, bias)
+    return y, saved
+
+
+# Below this many elements NumPy's bias lines are as fast (a compiled call has a fixed cost).
+_NUMBA_BIAS_MIN_SIZE = 1 << 16
+
+
+def _numba_bias(array):
+    """kernels/numba_bias.py when the Numba kernels run on this (C-contiguous, large enough)
+    array, else None: the NumPy lines, the kernels' reference, run."""
+    if array.size < _NUMBA_BIAS_MIN_SIZE or not array.flags.c_contiguous:
+        return None
+    return numba_module("numba_bias", array)
+
+
+def add_bias(y, bias):
+    """y[n, o, i, j] += b[o], in place."""
+    fast = _numba_bias(y)
+    if fast is None:
+        y += bias.reshape(1, -1, 1, 1)
+    else:
+        fast.add_bias(y, bias)              # the same, on every core
+
+
+def bias_grad(grad):
+    """dL/db[o] = sum_{n, i, j} dL/dy[n, o, i, j]."""
+    fast = _numba_bias(grad)
+    return grad.sum(axis=(0, 2, 3)) if fast is None else fast.bias_grad(grad)
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups):

@@ -1,7 +1,8 @@
 """A convolution's bias as Numba kernels: y += b per channel, and dL/db = sum of dL/dy.
 
-The readable version is two NumPy lines in functional/conv.py (Conv2d), which stay the
-reference these kernels are tested against (``tinynet.kernels.use("numpy")`` runs them)::
+The readable version is two NumPy lines in kernels/__init__.py (``add_bias``, ``bias_grad``,
+which Conv2d calls), the reference these kernels are tested against
+(``tinynet.kernels.use("numpy")`` runs them)::
 
     forward    y[n, o, i, j] += b[o]                     y += b.reshape(1, -1, 1, 1)
     backward   dL/db[o] = sum_{n, i, j} dL/dy[n, o, i, j]  grad.sum(axis=(0, 2, 3))

@@ -180,13 +180,15 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
 
 
 @njit(cache=True, nogil=True)
-def _output_tiles(m, th, tw, r0, r1, y):
-    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] with M = m[:, o, (r - r0) TW + tj] for
-    the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW dropped).  Channel
-    by channel, a tile row at a time: 16 contiguous reads, two output rows written."""
+def _output_tiles(m, th, tw, r0, r1, bias, y):
+    """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] + bias[o] with M = m[:, o, (r - r0) TW
+    + tj] for the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW
+    dropped).  Channel by channel, a tile row at a time: 16 contiguous reads, two output
+    rows written."""
     oh, ow = y.shape[2], y.shape[3]
     pairs = ow // 2                    # tiles whose two output columns are both in y
     for o in range(y.shape[1]):
+        b = bias[o]
         for r in range(r0, r1):
             n, ti = r // th, r % th
             t = (r - r0) * tw
@@ -204,13 +206,14 @@ def _output_tiles(m, th, tw, r0, r1, y):
                 u0, u1 = m4[tj] - m8[tj] - m12[tj], m5[tj] - m9[tj] - m13[tj]
                 u2, u3 = m6[tj] - m10[tj] - m14[tj], m7[tj] - m11[tj] - m15[tj]
                 if tj < pairs:
-                    top[2 * tj], top[2 * tj + 1] = s0 + s1 + s2, s1 - s2 - s3
+                    top[2 * tj], top[2 * tj + 1] = s0 + s1 + s2 + b, s1 - s2 - s3 + b
                     if 2 * ti + 1 < oh:
-                        bottom[2 * tj], bottom[2 * tj + 1] = u0 + u1 + u2, u1 - u2 - u3
+                        bottom[2 * tj] = u0 + u1 + u2 + b
+                        bottom[2 * tj + 1] = u1 - u2 - u3 + b
                 else:                          # odd OW: the last tile's first column only
-                    top[2 * tj] = s0 + s1 + s2
+                    top[2 * tj] = s0 + s1 + s2 + b
                     if 2 * ti + 1 < oh:
-                        bottom[2 * tj] = u0 + u1 + u2
+                        bottom[2 * tj] = u0 + u1 + u2 + b
 
 
 @njit(cache=True, nogil=True)
@@ -323,7 +326,7 @@ def kernel_transform(weight, keep=False):
     return u
 
 
-def _forward_blocks(x, u, ph, pw, th, tw, y, blocks, b0, b1):
+def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, b0, b1):
     """Blocks b0 .. b1 - 1 of the forward, on this thread: tiles, products, output."""
     o, c = u.shape[1], u.shape[2]
     for r0, r1 in blocks[b0:b1]:
@@ -332,27 +335,33 @@ def _forward_blocks(x, u, ph, pw, th, tw, y, blocks, b0, b1):
         m = _slabs(o, size, x.dtype, "winograd_m")              # (16, O, B)
         _input_tiles(x, ph, pw, th, tw, r0, r1, v)
         np.matmul(u, v, out=m)                                  # M[k] = U[k] V[k]
-        _output_tiles(m, th, tw, r0, r1, y)
+        _output_tiles(m, th, tw, r0, r1, bias, y)
 
 
-def _forward(x, u, padding):
-    """y = the Winograd correlation of x with the kernel whose transform is u."""
+def _forward(x, u, padding, bias=None):
+    """y = the Winograd correlation of x with the kernel whose transform is u, plus bias."""
     n, o = x.shape[0], u.shape[1]
     oh, ow, th, tw = _tiles(x.shape, padding)
     y = empty((n, o, oh, ow), x.dtype)
+    bias = (np.zeros(o, x.dtype) if bias is None
+            else np.ascontiguousarray(bias, dtype=x.dtype).reshape(o))
     blocks = _blocks(n, th, tw, TILES_PER_BLOCK)
-    _run_blocks(_forward_blocks, blocks, x, u, padding[0], padding[1], th, tw, y)
+    _run_blocks(_forward_blocks, blocks, x, u, padding[0], padding[1], th, tw, bias, y)
     return y
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
-    """(y, U when ``save``): dL/dx reuses the kernel transform U.  Nothing else is kept:
-    dL/dW transforms x again a block at a time (cheaper than reading a saved V, 4x x's
-    size, back from memory)."""
+ADDS_BIAS = True       # conv2d_forward takes the bias: the output transform adds it
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bias=None):
+    """(y, U when ``save``), y with ``bias`` (O,) added in the output transform (no pass of
+    its own).  dL/dx reuses the kernel transform U.  Nothing else is kept: dL/dW transforms
+    x again a block at a time (cheaper than reading a saved V, 4x x's size, back from
+    memory)."""
     x = np.ascontiguousarray(x)
     weight = np.ascontiguousarray(weight, dtype=x.dtype)
     u = kernel_transform(weight, keep=save)
-    return _forward(x, u, padding), (u if save else None)
+    return _forward(x, u, padding, bias), (u if save else None)
 
 
 # dL/dx's kernel w[o, c, 2 - u, 2 - v] has the transform U[k', o, c]: G applied to the
