@@ -252,8 +252,8 @@ def _kernel_tiles(w, u):
     (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2), (0, 0, 1)."""
     o_, c_ = w.shape[:2]
     gg = np.empty((4, 3))
-    for c in range(c_):
-        for o in range(o_):
+    for o in range(o_):                   # o outer: u[k, o, :] and w[o] read and written in order
+        for c in range(c_):
             g = w[o, c]
             for v in range(3):            # G g: along the kernel's rows, per column v
                 g0, g1, g2 = np.float64(g[0, v]), np.float64(g[1, v]), np.float64(g[2, v])
@@ -273,8 +273,8 @@ def _kernel_grad_tiles(du, grad_w):
     of _kernel_tiles."""
     o_, c_ = grad_w.shape[:2]
     half = np.empty((3, 4))
-    for c in range(c_):
-        for o in range(o_):
+    for o in range(o_):                   # o outer: du[k, o, :] and grad_w[o] in order
+        for c in range(c_):
             for b in range(4):            # G^T dU: columns b, the rows combined
                 d0, d1 = np.float64(du[b, o, c]), np.float64(du[4 + b, o, c])
                 d2, d3 = np.float64(du[8 + b, o, c]), np.float64(du[12 + b, o, c])
