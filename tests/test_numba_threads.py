@@ -175,3 +175,22 @@ def test_the_openblas_found_is_numpys_not_scipys():
     leave NumPy's GEMMs on theirs (measured: Winograd layers 2x-10x slower)."""
     pytest.importorskip("scipy.linalg")            # loads SciPy's OpenBLAS, if it has one
     assert not any("scipy.libs" in path for path in numba_threads._openblas_libraries())
+
+
+def test_a_forked_child_gets_openblas_back_from_blocks_it_will_never_leave():
+    """Forked while a thread sat inside one_blas_thread: the child has no such thread, so
+    the fork handler restores OpenBLAS's count and clears the count of users."""
+    if not numba_threads.blas_threads_controllable():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
+    get, set_ = numba_threads._blas_threads
+    before = get()
+    set_(2)
+    try:
+        with numba_threads.one_blas_thread():
+            assert get() == 1
+            numba_threads._forget_workers()           # what the child runs after fork
+            assert get() == 2 and numba_threads._blas_users == 0
+        assert numba_threads._blas_users == 0 and get() == 2   # leaving it changes nothing
+    finally:
+        numba_threads._blas_users = 0
+        set_(before)

@@ -89,6 +89,7 @@ def _forget_workers():           # a forked child has none of its parent's threa
     global _in_use
     _workers.clear()
     _in_use = threading.Lock()
+    _forget_blas_users()
 
 
 if hasattr(os, "register_at_fork"):
@@ -128,7 +129,7 @@ def run(kernel, tasks, elements, *args):
 # Kernels that call a GEMM from each kernel thread (winograd.py: a block of tiles per call)
 # want each GEMM on its calling thread.  Left to itself, OpenBLAS gave each of the two
 # callers its two threads: a product of Winograd's size took 14.6 ms instead of 0.94 ms, and
-# Winograd layers ran 3x-8x slower (2-core Intel Xeon, 2026-12-05).  OpenBLAS's thread
+# Winograd layers ran 2x-8x slower (2-core Intel Xeon, 2026-12-05).  OpenBLAS's thread
 # count is one number for the process (its "_local" setter, tried first, reported in one
 # thread the count set in the other), so ``one_blas_thread`` sets it to 1 while such a
 # kernel runs and restores it after the last one ends; a GEMM another Python thread runs
@@ -191,6 +192,17 @@ def blas_threads_controllable():
     return _blas_threads is not None
 
 
+def _forget_blas_users():
+    """In a forked child: the threads inside one_blas_thread blocks are gone, so nobody will
+    restore OpenBLAS's count; restore it now (and take a fresh lock: the parent's may have
+    been held)."""
+    global _blas_lock, _blas_users
+    _blas_lock = threading.Lock()
+    if _blas_users and isinstance(_blas_threads, tuple):
+        _blas_threads[1](_blas_before)
+    _blas_users = 0
+
+
 @contextmanager
 def one_blas_thread():
     """OpenBLAS's GEMMs on their calling thread only, inside this block (nested or from
@@ -209,6 +221,7 @@ def one_blas_thread():
         yield
     finally:
         with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                set_(_blas_before)
+            if _blas_users > 0:          # 0 here: a fork handler has restored it already
+                _blas_users -= 1
+                if _blas_users == 0:
+                    set_(_blas_before)
