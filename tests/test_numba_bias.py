@@ -55,8 +55,10 @@ def test_splitting_over_threads_changes_no_bit(rng, monkeypatch):
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_conv2d_with_bias_uses_the_kernels_and_matches_numpy(dtype, tolerance, rng,
                                                              monkeypatch):
-    x = rng.standard_normal((2, 3, 64, 64)).astype(dtype)        # y: 2x8x64x64, the minimum
-    weight = rng.standard_normal((8, 3, 3, 3)).astype(dtype)
+    # y: 2x8x64x64, the minimum; 16 input channels: im2col's layer (a first layer's
+    # forward adds the bias itself, numba_first_layer.py)
+    x = rng.standard_normal((2, 16, 64, 64)).astype(dtype)
+    weight = rng.standard_normal((8, 16, 3, 3)).astype(dtype)
     bias = rng.standard_normal(8).astype(dtype)
     grad = rng.standard_normal((2, 8, 64, 64)).astype(dtype)
     assert grad.size >= kernels._NUMBA_BIAS_MIN_SIZE

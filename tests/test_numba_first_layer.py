@@ -1,9 +1,11 @@
-"""kernels/numba_first_layer.py: a first layer's dL/dW as direct dot products, against the
-reference loops (float64, to rounding) and against im2col's error in float32, on the
-shapes it takes (odd sizes, padding 0-2, KH 1-5, odd O); and the dispatch around it."""
+"""kernels/numba_first_layer.py: a first layer's forward pass and dL/dW, direct, against
+the reference loops (float64, to rounding) and against im2col's error in float32, on the
+shapes they take (odd sizes, padding 0-2, KH 1-5 for dL/dW, odd O, bias or none); and the
+dispatch around them."""
 import numpy as np
 import pytest
 
+from tinynet import kernels
 from tinynet.kernels import reference
 
 pytest.importorskip("numba")
@@ -78,3 +80,68 @@ def test_im2col_forward_keeps_no_col_for_such_a_layer_and_dw_is_right(rng):
     wide = rng.standard_normal((2, 16, 32, 32))           # K = 144: col kept as before
     assert cpu_numba.conv2d_forward(wide, rng.standard_normal((4, 16, 3, 3)), *geometry,
                                     save=True)[1] is not None
+
+
+FORWARD_CASES = [case for case in CASES if case[5] == 3] + [(1, 3, 32, 32, 9, 3, (1, 1))]
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_forward_matches_reference_float64(case, with_bias, rng):
+    x, weight, _, padding = problem(case, rng)
+    bias = rng.standard_normal(weight.shape[0]) if with_bias else None
+    assert numba_first_layer.forward_applies(x.shape, weight.shape, (1, 1), padding, (1, 1), 1)
+    got, saved = numba_first_layer.conv2d_forward(x, weight, (1, 1), padding, (1, 1), 1,
+                                                  bias=bias)
+    want = reference.conv2d_forward(x, weight, (1, 1), padding, (1, 1), 1)[0]
+    if with_bias:
+        want = want + bias.reshape(1, -1, 1, 1)
+    assert saved is None and got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES[:3])
+def test_forward_float32_error_is_near_im2col(case, rng):
+    x, weight, _, padding = problem(case, rng)
+    bias = rng.standard_normal(weight.shape[0])
+    geometry = ((1, 1), padding, (1, 1), 1)
+    exact = (reference.conv2d_forward(x, weight, *geometry)[0] + bias.reshape(1, -1, 1, 1))
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, weight, bias))
+    direct = numba_first_layer.conv2d_forward(x32, w32, *geometry, bias=b32)[0]
+    im2col = cpu_numba.conv2d_forward(x32, w32, *geometry)[0] + b32.reshape(1, -1, 1, 1)
+    scale = np.abs(exact).max()
+    assert direct.dtype == np.float32
+    assert np.abs(direct - exact).max() / scale < max(
+        4 * np.abs(im2col - exact).max() / scale, 1e-6)
+
+
+def test_dispatch_sends_a_first_layers_forward_here_with_its_bias(rng, monkeypatch):
+    """Under 'auto' and 'numba' a first layer's forward runs here, the bias added by the
+    kernel (ADDS_BIAS: no separate pass); its backward stays with cpu_numba.py (whose dL/dW
+    comes here); under 'winograd', Winograd takes the layer; a 5x5 kernel goes to im2col."""
+    x, weight = rng.standard_normal((2, 3, 32, 32)), rng.standard_normal((4, 3, 3, 3))
+    bias = rng.standard_normal(4)
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    want = reference.conv2d_forward(x, weight, *geometry)[0] + bias.reshape(1, -1, 1, 1)
+    passes = []
+    monkeypatch.setattr(kernels, "add_bias", lambda *a: passes.append(a))
+    for setting in ("auto", "numba"):
+        with kernels.use(setting):
+            assert kernels.choose_conv("conv2d_forward", x, x.shape, weight.shape,
+                                       *geometry) is numba_first_layer.conv2d_forward
+            assert kernels.choose_conv("conv2d_backward_input", x, x.shape, weight.shape,
+                                       *geometry).__module__ == cpu_numba.__name__
+            y, _ = kernels.conv2d_forward(x, weight, *geometry, bias=bias)
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    assert passes == []
+    with kernels.use("winograd"):
+        assert kernels.choose_conv("conv2d_forward", x, x.shape, weight.shape,
+                                   *geometry).__module__.endswith("winograd")
+    five = rng.standard_normal((4, 3, 5, 5))
+    assert not numba_first_layer.forward_applies(x.shape, five.shape, *geometry)
+    with kernels.use("auto"):
+        assert kernels.choose_conv("conv2d_forward", x, x.shape, five.shape,
+                                   *geometry).__module__ == cpu_numba.__name__
+    with kernels.use("numpy"):                   # the readable path stays im2col
+        assert kernels.choose_conv("conv2d_forward", x, x.shape, weight.shape,
+                                   *geometry).__module__.endswith("im2col")

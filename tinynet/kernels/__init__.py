@@ -25,7 +25,7 @@ The implementations:
     reference   kernels/reference.py   plain loops: the definition, and the tests' oracle
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
-                kernels/numba_first_layer.py   its dL/dW for first layers (few channels)
+                kernels/numba_first_layer.py   first layers (few channels): forward, dL/dW
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
@@ -201,9 +201,11 @@ def numba_module(module_name, array):
 
 def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, dilation,
                 groups):
-    """choose(), except for two kinds of convolution when Numba kernels run: a depthwise
-    3x3 one goes to numba_depthwise.py, and one Winograd applies to goes to winograd.py
-    under 'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so."""
+    """choose(), except for three kinds of convolution when Numba kernels run: a depthwise
+    3x3 one goes to numba_depthwise.py; one Winograd applies to goes to winograd.py under
+    'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so; and
+    else a first layer's forward (3x3, few input channels) to numba_first_layer.py (its
+    dL/dW goes there through cpu_numba.py)."""
     depthwise = numba_module("numba_depthwise", array)
     if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
                                                    dilation, groups):
@@ -214,13 +216,18 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
             and (_setting == "winograd"
                  or winograd.faster(function_name, x_shape, weight_shape, padding))):
         return getattr(winograd, function_name)
+    first_layer = (numba_module("numba_first_layer", array)
+                   if function_name == "conv2d_forward" else None)
+    if first_layer is not None and first_layer.forward_applies(
+            x_shape, weight_shape, stride, padding, dilation, groups):
+        return first_layer.conv2d_forward
     return choose(function_name, array)
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bias=None):
     """(y, saved), y with ``bias`` (O,) added per channel when given.  A module that adds
-    the bias in its own output pass says so (``ADDS_BIAS``: winograd.py); for the others
-    it is one more pass over y (``add_bias``)."""
+    the bias in its own output pass says so (``ADDS_BIAS``: winograd.py,
+    numba_first_layer.py); for the others it is one more pass over y (``add_bias``)."""
     forward = choose_conv("conv2d_forward", x, x.shape, weight.shape, stride, padding,
                           dilation, groups)
     if bias is not None and getattr(importlib.import_module(forward.__module__), "ADDS_BIAS",

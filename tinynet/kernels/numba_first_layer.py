@@ -1,10 +1,24 @@
-"""dL/dW of a first layer (few input channels, large planes) as direct dot products.
+"""A first layer (few input channels, large planes): its forward pass and dL/dW, direct.
 
-A first layer has few input channels (C = 3 for an RGB image), so im2col's dL/dW product,
-dL/dy (O x P) times col^T (P x C KH KW), has an inner dimension P in the thousands but an
-output of only O x 27 or so: OpenBLAS runs it at a fraction of its speed (about 45 GFLOP/s
-on the 2-core Intel Xeon), and col must be built, or kept from the forward pass (28 MB for
-the reference CNN's first layer at batch 64).  Each weight's gradient is one dot product:
+A first layer has few input channels (C = 3 for an RGB image), so im2col's products have a
+tiny inner or outer dimension K = C KH KW (27), and OpenBLAS runs them at a fraction of its
+speed, with col (K x N P, 28 MB for the reference CNN's first layer at batch 64) built and
+written to memory on the way.  Both products are short sums per output, done directly here.
+
+Forward (KH = KW = 3).  Each output row is nine shifted input rows times nine weights, per
+input channel:
+
+    y[n, o, i, j] = b[o] + sum_c sum_{u, v < 3} w[o, c, u, v] x_pad[n, c, i + u, j + v]
+
+The loop over j runs along three rows of the padded plane at once (nine loads, all in the
+L1 cache) and updates two output rows (18 multiply-adds), which the compiler vectorises
+over j; the bias is each row's starting value, so it costs no pass of its own.  Measured on
+the 2-core Intel Xeon (benchmarks/RESULTS.md, 2026-12-05 night), against im2col + GEMM + the
+bias pass: 64x3x64x64 -> 32 2.0x-2.2x, 64x8x32x32 -> 16 3.5x-4.8x, 1x3x224x224 -> 64 3.0x.
+(Accumulating a whole plane at a time, one long loop, ran 2x slower: the two accumulator
+planes left the L1 cache.)
+
+dL/dW.  Each weight's gradient is one dot product:
 
     dL/dw[o, c, u, v] = sum_{n, i, j} g[n, o, i, j] x_pad[n, c, i + u, j + v]     (stride 1)
 
@@ -18,11 +32,10 @@ from u WP + v on:
 weight is a contiguous dot product of OH WP terms, which the compiler vectorises.  Two
 output channels and the three column shifts v = 0, 1, 2 are computed in one pass (KW = 3):
 five loads per six multiply-adds, where one dot at a time needs two per one.
-
-Measured on the 2-core Intel Xeon (benchmarks/RESULTS.md, 2026-12-05), against im2col with
-col kept from the forward: 64x3x64x64 -> 32: 1.3x (7.3 against 9.4 ms), 64x3x128x128 -> 32:
-1.5x, 64x8x32x32 -> 16 (K = 72): 1.9x; with C = 16 (K = 144) it lost (0.93x), hence the
-bound on K.  The forward then keeps no col for such layers (cpu_numba.conv2d_forward).
+Measured on the 2-core Intel Xeon (2026-12-05), against im2col with col kept from the
+forward: 64x3x64x64 -> 32: 1.3x (7.3 against 9.4 ms), 64x3x128x128 -> 32: 1.5x,
+64x8x32x32 -> 16 (K = 72): 1.9x; with C = 16 (K = 144) it lost (0.93x), hence the bound
+on K.  The im2col forward keeps no col for such layers (cpu_numba.conv2d_forward).
 
 Notation as in reference.py; K = C KH KW, P = OH OW.
 """
@@ -30,6 +43,7 @@ import numpy as np
 from numba import njit
 
 from .numba_threads import run
+from .scratch import empty
 
 MAX_K = 72             # C KH KW: few input channels (measured: 72 wins 1.9x, 144 loses)
 MIN_PIXELS = 1024      # P = OH OW: planes large enough for long dot products
@@ -43,6 +57,74 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
     ow = x_shape[3] + 2 * padding[1] - kw + 1
     return (tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
             and kw == 3 and c * kh * kw <= MAX_K and oh > 0 and oh * ow >= MIN_PIXELS)
+
+
+OUTPUT_BLOCK = 8        # forward: output channels per task (the tasks: examples x blocks)
+ADDS_BIAS = True        # conv2d_forward takes the bias: it starts each output row
+
+
+def forward_applies(x_shape, weight_shape, stride, padding, dilation, groups):
+    """``applies``, and the kernel is 3x3 (the forward's taps are written out)."""
+    return weight_shape[2] == 3 and applies(x_shape, weight_shape, stride, padding,
+                                            dilation, groups)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _forward(x, w, b, ph, pw, y, t0, t1):
+    """y[n, o] for the tasks t in [t0, t1): example n = t // blocks, output channels
+    OUTPUT_BLOCK (t % blocks) on, two at a time (3x3 kernels)."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    o_, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    blocks = (o_ + OUTPUT_BLOCK - 1) // OUTPUT_BLOCK
+    planes = np.zeros((c_, oh + 2, ow + 2), x.dtype)   # x_pad[n]: its border stays zero
+    spare = np.empty(ow, y.dtype)                      # an odd O's missing second row
+    copied = -1
+    for t in range(t0, t1):
+        n, first = t // blocks, t % blocks * OUTPUT_BLOCK
+        if n != copied:
+            for c in range(c_):
+                for h in range(h_):
+                    planes[c, h + ph, pw:pw + w_] = x[n, c, h]
+            copied = n
+        for o in range(first, min(first + OUTPUT_BLOCK, o_), 2):
+            o1 = min(o + 1, o_ - 1)
+            for i in range(oh):
+                y0, y1 = y[n, o, i], (y[n, o1, i] if o1 != o else spare)
+                y0[:] = b[o]
+                y1[:] = b[o1]
+                for c in range(c_):
+                    r0, r1, r2 = planes[c, i], planes[c, i + 1], planes[c, i + 2]
+                    k, m = w[o, c], w[o1, c]
+                    k0, k1, k2, k3, k4, k5, k6, k7, k8 = (k[0, 0], k[0, 1], k[0, 2], k[1, 0],
+                                                          k[1, 1], k[1, 2], k[2, 0], k[2, 1],
+                                                          k[2, 2])
+                    m0, m1, m2, m3, m4, m5, m6, m7, m8 = (m[0, 0], m[0, 1], m[0, 2], m[1, 0],
+                                                          m[1, 1], m[1, 2], m[2, 0], m[2, 1],
+                                                          m[2, 2])
+                    for j in range(ow):
+                        x0, x1, x2 = r0[j], r0[j + 1], r0[j + 2]
+                        x3, x4, x5 = r1[j], r1[j + 1], r1[j + 2]
+                        x6, x7, x8 = r2[j], r2[j + 1], r2[j + 2]
+                        y0[j] += (k0 * x0 + k1 * x1 + k2 * x2 + k3 * x3 + k4 * x4
+                                  + k5 * x5 + k6 * x6 + k7 * x7 + k8 * x8)
+                        y1[j] += (m0 * x0 + m1 * x1 + m2 * x2 + m3 * x3 + m4 * x4
+                                  + m5 * x5 + m6 * x6 + m7 * x7 + m8 * x8)
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bias=None):
+    """(y, None) for a layer ``forward_applies`` accepts, y with ``bias`` (O,) when given.
+    Nothing is saved: dL/dW reads x itself."""
+    x = np.ascontiguousarray(x)
+    weight = np.ascontiguousarray(weight, dtype=x.dtype)
+    n, o = x.shape[0], weight.shape[0]
+    oh, ow = x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2
+    start = (np.zeros(o, x.dtype) if bias is None
+             else np.ascontiguousarray(bias, dtype=x.dtype))
+    y = empty((n, o, oh, ow), x.dtype)
+    blocks = -(-o // OUTPUT_BLOCK)
+    run(_forward, n * blocks, y.size * x.shape[1] * 9, x, weight, start, padding[0],
+        padding[1], y)
+    return y, None
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
