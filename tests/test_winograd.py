@@ -260,3 +260,26 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
     for got, want in zip(*results):
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max())
+
+
+@pytest.mark.parametrize("forward_setting, backward_setting",
+                         [("winograd", "numba"), ("numba", "winograd"), ("winograd", "numpy"),
+                          ("numba", "reference")])
+def test_a_setting_changed_between_forward_and_backward_gives_the_right_gradients(
+        forward_setting, backward_setting, rng):
+    """What one module's forward saved for its dL/dW (Winograd's U, im2col's col) is not
+    handed to another module's backward: with the setting switched between the passes the
+    gradients are still the reference's (batch N = O, so that a misread U would fit)."""
+    x = rng.standard_normal((4, 4, 6, 6))
+    weight = rng.standard_normal((4, 4, 3, 3))
+    grad_y = rng.standard_normal((4, 4, 6, 6))
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    want_x = reference.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    want_w = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
+    xt, wt = tn.tensor(x, requires_grad=True), tn.tensor(weight, requires_grad=True)
+    with kernels.use(forward_setting):
+        y = F.conv2d(xt, wt, padding=1)
+    with kernels.use(backward_setting):
+        y.backward(grad_y)
+    np.testing.assert_allclose(xt.grad, want_x, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(wt.grad, want_w, rtol=1e-10, atol=1e-10)

@@ -48,13 +48,17 @@ class Conv2d(Function):
         # y[n, o, i, j] += b[o] inside (kernels.add_bias, or the kernel's own output pass)
         y, self.saved = kernels.conv2d_forward(x, weight, *self.geometry,
                                                save=self.needs_input_grad[1], bias=bias)
+        self.setting = kernels.current()
         return y
 
     def backward(self, grad):
         need_x, need_w = self.needs_input_grad[:2]
+        # ``saved`` is for the module that made it (im2col's col, Winograd's U): under
+        # another setting another module runs the backward, and computes it again
+        saved = self.saved if kernels.current() == self.setting else None
         # the input image of a first layer needs no gradient: skip the larger GEMM then
         grad_x, grad_w = kernels.conv2d_backward(grad, self.x, self.weight, *self.geometry,
-                                                 self.saved, need_x, need_w)
+                                                 saved, need_x, need_w)
         if len(self.needs_input_grad) == 3:
             return grad_x, grad_w, kernels.bias_grad(grad)     # sum over n, i, j
         return grad_x, grad_w
