@@ -5,6 +5,7 @@ into several outputs, so in backward those outputs' gradients are summed back in
 value: ``unbroadcast(grad, shape)`` sums over the axes that broadcasting added or stretched.
 """
 import builtins
+import math
 
 import numpy as np
 
@@ -382,7 +383,7 @@ class Mean(Function):
     def forward(self, x):
         self.in_shape = x.shape
         self.axes = _normalize_axis(self.axis, x.ndim)
-        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        self.count = math.prod(x.shape[a] for a in self.axes)
         return x.mean(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, grad):          # d(mean)/dx_i = 1/count

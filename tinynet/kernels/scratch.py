@@ -29,6 +29,7 @@ one buffer per role and thread, and at most MAX_SPARE_BYTES of spare cols.  ``re
 frees all of it.
 """
 import ctypes
+import math
 import os
 import platform
 import threading
@@ -60,7 +61,7 @@ def _usable(buffer, nbytes):
 def empty(shape, dtype):
     """np.empty(shape, dtype), C-ordered, for a kernel to write into: never right behind
     another array, so the kernel's vectorised loop is not refused."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     return _usable(_allocate(nbytes), nbytes).view(dtype).reshape(shape)
 
 
@@ -72,7 +73,7 @@ def scratch(role, shape, dtype):
     """An uninitialized array of ``shape`` in this thread's reusable buffer for ``role``.
     Valid until the next call for the same role on this thread."""
     buffers = _per_thread.__dict__
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     buffer = buffers.get(role)
     if buffer is None or buffer.size - GAP < nbytes:
         buffer = buffers[role] = _allocate(nbytes)
@@ -81,7 +82,7 @@ def scratch(role, shape, dtype):
 
 def new_buffer(shape, dtype):
     """An uninitialized array of its own (a spare one of this size when there is one)."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     spares = _spare.get(nbytes)
     buffer = spares.pop() if spares else _allocate(nbytes)
     _handed_out[id(buffer)] = buffer
