@@ -136,8 +136,8 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch, rng):
     original = kernels.conv2d_backward
 
     def wrong(*args):
-        grad_x, grad_w = original(*args)
-        return grad_x, grad_w[:, :, ::-1, :].copy()
+        grad_x, grad_w, grad_b = original(*args)
+        return grad_x, grad_w[:, :, ::-1, :].copy(), grad_b
     monkeypatch.setattr(kernels, "conv2d_backward", wrong)
     x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((2, 2, 3, 3))
     with pytest.raises(tn.GradcheckError):

@@ -87,7 +87,7 @@ def check_conv(case):
     # and the backward uses it for dL/dW
     y_saved, col = fast.conv2d_forward(xd, wd, *geometry, save=True)
     assert_close(y_saved, y, dtype)
-    grad_x, grad_w = fast.conv2d_backward(gyd, xd, wd, *geometry, saved=col)
+    grad_x, grad_w, _ = fast.conv2d_backward(gyd, xd, wd, *geometry, saved=col)
     assert_close(grad_x, ref.conv2d_backward_input(gy, w, x.shape, *geometry), dtype)
     assert_close(grad_w, ref.conv2d_backward_weight(gy, x, w.shape, *geometry), dtype)
 
@@ -282,7 +282,7 @@ def test_conv2d_backward_swaps_once_and_equals_the_two_functions(monkeypatch, sl
     swaps = []
     real_swap = fast._swap
     monkeypatch.setattr(fast, "_swap", lambda *a, **k: swaps.append(1) or real_swap(*a, **k))
-    grad_x, grad_w = fast.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
+    grad_x, grad_w, _ = fast.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
     together = len(swaps)
     apart_x = fast.conv2d_backward_input(grad_y, w, x.shape, *geometry)
     apart_w = fast.conv2d_backward_weight(grad_y, x, w.shape, *geometry, saved)
@@ -293,7 +293,7 @@ def test_conv2d_backward_swaps_once_and_equals_the_two_functions(monkeypatch, sl
         assert np.array_equal(grad_w, apart_w)
     if all(need) and not sliced:
         assert together == 1, f"dL/dy swapped {together} times for both gradients"
-    expected_x, expected_w = kernels.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
+    expected_x, expected_w, _ = kernels.conv2d_backward(grad_y, x, w, *geometry, saved, *need)
     for got, expected in [(grad_x, expected_x), (grad_w, expected_w)]:
         assert (got is None and expected is None) or np.array_equal(got, expected)
 

@@ -5,6 +5,8 @@ dispatch around them."""
 import numpy as np
 import pytest
 
+import tinynet as tn
+import tinynet.functional as F
 from tinynet import kernels
 from tinynet.kernels import reference
 
@@ -72,7 +74,7 @@ def test_im2col_forward_keeps_no_col_for_such_a_layer_and_dw_is_right(rng):
     geometry = ((1, 1), padding, (1, 1), 1)
     y, saved = cpu_numba.conv2d_forward(x, weight, *geometry, save=True)
     assert saved is None
-    grad_x, grad_w = cpu_numba.conv2d_backward(grad_y, x, weight, *geometry, saved)
+    grad_x, grad_w, _ = cpu_numba.conv2d_backward(grad_y, x, weight, *geometry, saved)
     want_x = reference.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
     want_w = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
     np.testing.assert_allclose(grad_x, want_x, rtol=1e-11, atol=1e-11)
@@ -145,3 +147,22 @@ def test_dispatch_sends_a_first_layers_forward_here_with_its_bias(rng, monkeypat
     with kernels.use("numpy"):                   # the readable path stays im2col
         assert kernels.choose_conv("conv2d_forward", x, x.shape, weight.shape,
                                    *geometry).__module__.endswith("im2col")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bias_gradient_is_summed_while_rows_are_copied(case, rng, monkeypatch):
+    """weight_and_bias_grad's dL/db is the plain sum of dL/dy (odd O included), and a first
+    layer with bias makes no separate bias pass in training (dL/dx not wanted)."""
+    x, weight, grad_y, padding = problem(case, rng)
+    grad_w, grad_b = numba_first_layer.weight_and_bias_grad(grad_y, x, weight.shape, padding)
+    np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(
+        grad_w, numba_first_layer.conv2d_backward_weight(grad_y, x, weight.shape, padding))
+    passes = []
+    monkeypatch.setattr(kernels, "bias_grad", lambda *a: passes.append(a))
+    xt = tn.tensor(x)
+    wt, bt = (tn.tensor(a, requires_grad=True) for a in (weight, rng.standard_normal(len(weight))))
+    with kernels.use("numba"):
+        F.conv2d(xt, wt, bt, padding=padding).backward(grad_y)
+    assert passes == []
+    np.testing.assert_allclose(bt.grad, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)

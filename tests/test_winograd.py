@@ -243,8 +243,8 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
     """A layer the rule sends to Winograd, through F.conv2d with bias, forward and backward,
     against the same layer under 'numba' (im2col, itself tested against the reference)."""
     calls = []
-    original = winograd.conv2d_backward_weight
-    monkeypatch.setattr(winograd, "conv2d_backward_weight",
+    original = winograd._weight_and_bias_grad
+    monkeypatch.setattr(winograd, "_weight_and_bias_grad",
                         lambda *a, **k: calls.append(a[-1]) or original(*a, **k))
     x = rng.standard_normal((2, 48, 40, 39)).astype(dtype)   # 2 x 40 x 39 x 48 > 2^17
     weight = (rng.standard_normal((50, 48, 3, 3)) / 20).astype(dtype)
@@ -256,7 +256,7 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
             y = F.conv2d(xt, wt, bt, padding=1)
             y.backward(grad.astype(dtype))
             results.append((y.numpy(), xt.grad, wt.grad, bt.grad))
-    assert len(calls) == 1            # Winograd ran (its forward saves nothing for dL/dW)
+    assert len(calls) == 1            # Winograd's dL/dW (and dL/db) ran
     for got, want in zip(*results):
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max())
@@ -283,3 +283,30 @@ def test_a_setting_changed_between_forward_and_backward_gives_the_right_gradient
         y.backward(grad_y)
     np.testing.assert_allclose(xt.grad, want_x, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(wt.grad, want_w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("tiles, threads", [(1, 1), (3, 2), (1024, 2)])
+def test_bias_gradient_is_summed_in_the_weight_pass(tiles, threads, rng, monkeypatch):
+    """dL/db comes out of dL/dW's pass (each dL/dy tile summed as it is transformed): the
+    plain sum of dL/dy, for odd sizes, any block size and thread count; and F.conv2d with
+    bias under Winograd makes no separate bias pass."""
+    monkeypatch.setattr(winograd, "TILES_PER_WEIGHT_BLOCK", tiles)
+    monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
+    x, weight = rng.standard_normal((3, 4, 7, 9)), rng.standard_normal((5, 4, 3, 3))
+    grad_y = rng.standard_normal((3, 5, 7, 9))
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    grad_x, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry,
+                                                      need_b=True)
+    np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        grad_w, reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry),
+        rtol=1e-10, atol=1e-10)
+    assert winograd.conv2d_backward(grad_y, x, weight, *geometry)[2] is None
+    passes = []
+    monkeypatch.setattr(kernels, "bias_grad", lambda *a: passes.append(a))
+    xt, wt, bt = (tn.tensor(a, requires_grad=True)
+                  for a in (x, weight, rng.standard_normal(5)))
+    with kernels.use("winograd"):
+        F.conv2d(xt, wt, bt, padding=1).backward(grad_y)
+    assert passes == []
+    np.testing.assert_allclose(bt.grad, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)

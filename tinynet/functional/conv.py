@@ -56,11 +56,13 @@ class Conv2d(Function):
         # ``saved`` is for the module that made it (im2col's col, Winograd's U): under
         # another setting another module runs the backward, and computes it again
         saved = self.saved if kernels.current() == self.setting else None
-        # the input image of a first layer needs no gradient: skip the larger GEMM then
-        grad_x, grad_w = kernels.conv2d_backward(grad, self.x, self.weight, *self.geometry,
-                                                 saved, need_x, need_w)
+        # the input image of a first layer needs no gradient: skip the larger GEMM then;
+        # dL/db[o] = sum over n, i, j of dL/dy (inside dL/dW's pass where a kernel can)
+        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        grad_x, grad_w, grad_b = kernels.conv2d_backward(
+            grad, self.x, self.weight, *self.geometry, saved, need_x, need_w, need_b)
         if len(self.needs_input_grad) == 3:
-            return grad_x, grad_w, kernels.bias_grad(grad)     # sum over n, i, j
+            return grad_x, grad_w, grad_b
         return grad_x, grad_w
 
     def release(self):

@@ -13,10 +13,12 @@ Every implementation module provides the same seven functions (all NCHW; ``strid
     avg_pool2d_backward(grad_y, x_shape, kernel, stride, padding) -> grad_x
 
 ``conv2d_backward`` (here) runs both backward functions, or the module's own
-``conv2d_backward`` where it has one (cpu_numba: dL/dy rearranged once for both products).
-``saved`` is what the forward pass computed that dL/dW can use again (cpu_numba.py: the
-im2col matrix when ``save`` is true; None elsewhere), kept by the caller, the Conv2d Function,
-exactly as max pooling's ``argmax``: no kernel keeps state between calls.
+``conv2d_backward`` where it has one (cpu_numba: dL/dy rearranged once for both products;
+winograd and a first layer's dL/dW also sum dL/db on their way through dL/dy), and returns
+(dL/dx, dL/dW, dL/db).  ``saved`` is what the forward pass computed that dL/dW can use again
+(cpu_numba.py: the im2col matrix; winograd.py: the kernel transform U; when ``save`` is
+true), kept by the caller, the Conv2d Function, exactly as max pooling's ``argmax``: no
+kernel keeps state between calls, and a backward under another setting gets no ``saved``.
 ``argmax`` is int64 of shape (N, C, OH, OW): the flat index h*W + w of the maximum in the
 unpadded input plane (the first one in row-major window order when several are equal).
 
@@ -280,18 +282,26 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
 
 
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
-                    need_x=True, need_w=True):
-    """(dL/dx or None, dL/dW or None): the two functions above, or one call where the chosen
-    module does both at once (cpu_numba: dL/dy's layout swap done once for the two)."""
+                    need_x=True, need_w=True, need_b=False):
+    """(dL/dx, dL/dW, dL/db), each None when not needed: the two functions above, or one call
+    where the chosen module does both at once (cpu_numba: dL/dy's layout swap done once for
+    the two).  Such a module may return dL/db too, summed while its dL/dW pass reads dL/dy
+    (winograd.py, numba_first_layer.py); where it does not, ``bias_grad`` sums it."""
     backward_input = choose_conv("conv2d_backward_input", grad_y, x.shape, weight.shape,
                                  stride, padding, dilation, groups)
     both = getattr(importlib.import_module(backward_input.__module__), "conv2d_backward", None)
     if both is not None:
-        return both(grad_y, x, weight, stride, padding, dilation, groups, saved, need_x, need_w)
-    return (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation, groups)
-            if need_x else None,
-            conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation, groups,
-                                   saved) if need_w else None)
+        grad_x, grad_w, grad_b = both(grad_y, x, weight, stride, padding, dilation, groups,
+                                      saved, need_x, need_w, need_b)
+    else:
+        grad_x = (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
+                                        groups) if need_x else None)
+        grad_w = (conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation,
+                                         groups, saved) if need_w else None)
+        grad_b = None
+    if need_b and grad_b is None:
+        grad_b = bias_grad(grad_y)
+    return grad_x, grad_w, grad_b
 
 
 def max_pool2d_forward(x, kernel, stride, padding):

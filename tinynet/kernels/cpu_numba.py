@@ -287,10 +287,19 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False):
 
 
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
-                    need_x=True, need_w=True):
-    """(dL/dx, dL/dW), each None when not needed: the two functions below, but with dL/dy
-    swapped to (O, N, P) once for both products when each takes the batch in one slice
-    (the usual case; the swap is a pass over dL/dy, about 6% of a first layer's backward)."""
+                    need_x=True, need_w=True, need_b=False):
+    """(dL/dx, dL/dW, dL/db), each None when not needed: the two functions below, but with
+    dL/dy swapped to (O, N, P) once for both products when each takes the batch in one
+    slice (the usual case; the swap is a pass over dL/dy, about 6% of a first layer's
+    backward).  dL/db comes only from a first layer's dL/dW (numba_first_layer.py); else
+    None, and the caller sums it."""
+    if need_w and numba_first_layer.applies(x.shape, weight.shape, stride, padding,
+                                            dilation, groups):
+        grad_w, grad_b = numba_first_layer.weight_and_bias_grad(
+            np.ascontiguousarray(grad_y), x, weight.shape, padding)
+        grad_x = (conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
+                                        groups) if need_x else None)
+        return grad_x, grad_w, (grad_b if need_b else None)
     swapped = None
     if need_x and need_w and saved is not None and not is_depthwise(weight.shape, groups):
         grad_y = np.ascontiguousarray(grad_y)
@@ -302,7 +311,7 @@ def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=
                                     groups, swapped) if need_x else None)
     grad_w = (conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation,
                                      groups, saved, swapped) if need_w else None)
-    return grad_x, grad_w
+    return grad_x, grad_w, None
 
 
 def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, groups,

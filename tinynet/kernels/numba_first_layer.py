@@ -133,9 +133,10 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bia
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _grad_weight(x, grad_y, kh, ph, pw, partial, t0, t1):
+def _grad_weight(x, grad_y, kh, ph, pw, partial, bias_partial, t0, t1):
     """partial[n, o, c, u, v] = sum_q g_wide[n, o, q] x_pad_flat[n, c, u WP + v + q] for the
-    examples n in [t0, t1) (KW = 3).  The sums are reassociable ('reassoc'), so that the
+    examples n in [t0, t1) (KW = 3), and bias_partial[n, o] = the sum of g[n, o] (float64),
+    taken while g's rows are copied.  The sums are reassociable ('reassoc'), so that the
     compiler may spread them over the vector lanes."""
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     o_, oh, ow = grad_y.shape[1], grad_y.shape[2], grad_y.shape[3]
@@ -154,10 +155,14 @@ def _grad_weight(x, grad_y, kh, ph, pw, partial, t0, t1):
         for o in range(0, o_, 2):
             o1 = min(o + 1, o_ - 1)                # an odd O: the last channel twice
             g0, g1 = wide[0], wide[1]
+            b0 = b1 = 0.0
             for i in range(oh):
                 row0, row1 = grad_y[n, o, i], grad_y[n, o1, i]
                 for j in range(ow):
                     g0[i * wp + j], g1[i * wp + j] = row0[j], row1[j]
+                    b0 += np.float64(row0[j])
+                    b1 += np.float64(row1[j])
+            bias_partial[n, o], bias_partial[n, o1] = b0, b1
             for c in range(c_):
                 for u in range(kh):
                     window = planes[c, u * wp:u * wp + size + 2]
@@ -180,10 +185,17 @@ def _grad_weight(x, grad_y, kh, ph, pw, partial, t0, t1):
 def conv2d_backward_weight(grad_y, x, weight_shape, padding):
     """dL/dW for a layer ``applies`` accepts: one partial sum per example (on every core),
     added in float64."""
+    return weight_and_bias_grad(grad_y, x, weight_shape, padding)[0]
+
+
+def weight_and_bias_grad(grad_y, x, weight_shape, padding):
+    """(dL/dW, dL/db): dL/db summed while dL/dy's rows are copied, no pass of its own."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
     partial = np.empty((n,) + tuple(weight_shape), grad_y.dtype)
+    bias_partial = np.empty((n, weight_shape[0]))
     run(_grad_weight, n, grad_y.size * weight_shape[1] * weight_shape[2] * 3, x, grad_y,
-        weight_shape[2], padding[0], padding[1], partial)
-    return partial.sum(axis=0, dtype=np.float64).astype(grad_y.dtype)
+        weight_shape[2], padding[0], padding[1], partial, bias_partial)
+    return (partial.sum(axis=0, dtype=np.float64).astype(grad_y.dtype),
+            bias_partial.sum(axis=0).astype(grad_y.dtype))

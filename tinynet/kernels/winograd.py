@@ -217,14 +217,16 @@ def _output_tiles(m, th, tw, r0, r1, bias, y):
 
 
 @njit(cache=True, nogil=True)
-def _output_grad_tiles(gy, th, tw, r0, r1, dm):
+def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
     """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
     [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
-    of _output_tiles."""
+    of _output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64): dL/db,
+    since the tiles cover dL/dy once."""
     oh, ow = gy.shape[2], gy.shape[3]
     odd = oh < 2 * th or ow < 2 * tw
     plane = np.zeros((2 * th, 2 * tw), gy.dtype)       # odd sizes: dY zero past OH, OW
     for o in range(gy.shape[1]):
+        total = 0.0
         for n in range(r0 // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
             source = gy[n, o]
@@ -239,11 +241,14 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm):
                 out = dm[:, o, t:t + tw]             # (16, TW)
                 for tj in range(tw):
                     e00, e01, e10, e11 = e0[2 * tj], e0[2 * tj + 1], e1[2 * tj], e1[2 * tj + 1]
+                    total += (np.float64(e00) + np.float64(e01)) + (np.float64(e10)
+                                                                    + np.float64(e11))
                     # A dY: rows (1, 0), (1, 1), (1, -1), (0, -1) of A; then (.) A^T per row
                     for a, f0, f1 in ((0, e00, e01), (1, e00 + e10, e01 + e11),
                                       (2, e00 - e10, e01 - e11), (3, -e10, -e11)):
                         out[4 * a, tj], out[4 * a + 1, tj] = f0, f0 + f1
                         out[4 * a + 2, tj], out[4 * a + 3, tj] = f0 - f1, -f1
+        bias_sums[o] += total
 
 
 @njit(cache=True, nogil=True)
@@ -388,23 +393,24 @@ def _input_grad(grad_y, u, padding):
 
 
 def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1):
-    """dU summed over blocks b0 .. b1 - 1, appended to ``partial_sums``."""
+    """dU and dL/db summed over blocks b0 .. b1 - 1, appended to ``partial_sums``."""
     o, c = grad_y.shape[1], x.shape[1]
     du = np.zeros((16, o, c), grad_y.dtype)
+    bias_sums = np.zeros(o)
     block_du = np.empty_like(du)
     for r0, r1 in blocks[b0:b1]:
         size = (r1 - r0) * tw
         v = _slabs(c, size, x.dtype, "winograd_v")              # (16, C, B)
         dm = _slabs(o, size, x.dtype, "winograd_m")             # (16, O, B)
         _input_tiles(x, ph, pw, th, tw, r0, r1, v)
-        _output_grad_tiles(grad_y, th, tw, r0, r1, dm)
+        _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
         # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
         # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
         # layers of every model here (one thread, blocks of 1024 tiles; with C > O the other
         # one won by about as much, RESULTS.md, 2026-12-05).
         np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
         du += block_du
-    partial_sums.append(du)
+    partial_sums.append((du, bias_sums))
 
 
 def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
@@ -412,29 +418,38 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     """dL/dg = G^T dU G with dU[k] = V[k] dM[k]^T summed over tiles (the forward's adjoint;
     products with a long inner dimension, the tiles), a block of tiles at a time: V from x,
     dM from dL/dy.  ``saved`` (the forward's U) is not needed here."""
+    return _weight_and_bias_grad(grad_y, x, weight_shape, padding)[0]
+
+
+def _weight_and_bias_grad(grad_y, x, weight_shape, padding):
+    """(dL/dW, dL/db): dL/db summed from dL/dy's tiles as they are transformed, no pass of
+    its own."""
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
     _, _, th, tw = _tiles(x.shape, padding)
     blocks = _blocks(n, th, tw, TILES_PER_WEIGHT_BLOCK)
-    partial_sums = []                        # one (16, O, C) per thread
+    partial_sums = []                        # one ((16, O, C), (O,)) per thread
     _run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th, tw,
                 partial_sums)
     grad_w = empty(weight_shape, grad_y.dtype)
-    _kernel_grad_tiles(sum(partial_sums[1:], partial_sums[0]), grad_w)
-    return grad_w
+    (du, bias_sums), rest = partial_sums[0], partial_sums[1:]
+    _kernel_grad_tiles(sum((more for more, _ in rest), du), grad_w)
+    grad_b = sum((more for _, more in rest), bias_sums).astype(grad_y.dtype)
+    return grad_w, grad_b
 
 
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
-                    need_x=True, need_w=True):
-    """(dL/dx, dL/dW), each None when not needed (kernels.conv2d_backward calls this);
-    ``saved`` is the forward's U (None: computed again)."""
+                    need_x=True, need_w=True, need_b=False):
+    """(dL/dx, dL/dW, dL/db), each None when not needed (kernels.conv2d_backward calls this;
+    dL/db comes with dL/dW only); ``saved`` is the forward's U (None: computed again)."""
     grad_y = np.ascontiguousarray(grad_y)
-    grad_x = None
+    grad_x = grad_w = grad_b = None
     if need_x and saved is not None and saved.dtype == grad_y.dtype:
         grad_x = _input_grad(grad_y, saved, padding)
     elif need_x:
         grad_x = conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
                                        groups)
-    return grad_x, (conv2d_backward_weight(grad_y, x, weight.shape, stride, padding, dilation,
-                                           groups) if need_w else None)
+    if need_w:
+        grad_w, grad_b = _weight_and_bias_grad(grad_y, x, weight.shape, padding)
+    return grad_x, grad_w, (grad_b if need_b else None)
