@@ -15,8 +15,9 @@ L1 cache) and updates two output rows (18 multiply-adds), which the compiler vec
 over j; the bias is each row's starting value, so it costs no pass of its own.  Measured on
 the 2-core Intel Xeon (benchmarks/RESULTS.md, 2026-12-05 night), against im2col + GEMM + the
 bias pass: 64x3x64x64 -> 32 2.0x-2.2x, 64x8x32x32 -> 16 3.5x-4.8x, 1x3x224x224 -> 64 3.0x.
-(Accumulating a whole plane at a time, one long loop, ran 2x slower: the two accumulator
-planes left the L1 cache.)
+(Accumulating a whole widened plane at a time, one long loop, gained less: 0.8x-2.4x over
+im2col in its run, against 1.4x-3.5x for rows; its two accumulator planes leave the L1
+cache.)
 
 dL/dW.  Each weight's gradient is one dot product:
 
