@@ -90,3 +90,25 @@ def test_numba_relu_is_the_path_taken(op, rng, monkeypatch):
             OPS[op][0](x).sum().backward()
     with kernels.use("auto"), pytest.raises(RuntimeError, match="numba kernel called"):
         OPS[op][0](x).sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu6_forward_kernel_on_large_activations(dtype, rng, monkeypatch):
+    """From _NUMBA_RELU6_FORWARD_MIN_SIZE elements on, ReLU6's forward is the Numba loop:
+    bitwise np.clip's result (NaN, +-inf, -0.0 and exactly 6 included), with any split over
+    the threads; below it, np.clip itself."""
+    from tinynet.kernels import numba_activation, numba_threads
+    size = activation._NUMBA_RELU6_FORWARD_MIN_SIZE
+    x = with_specials(rng, (1, 3, 3, size // 9 + 7), dtype)       # an odd last block
+    calls = []
+    original = numba_activation.relu6_forward
+    monkeypatch.setattr(numba_activation, "relu6_forward",
+                        lambda a: calls.append(a.size) or original(a))
+    for threads in (1, 3):
+        monkeypatch.setattr(numba_threads, "THREADS", threads)
+        y, _ = relu_and_grad("auto", x, np.ones_like(x), "relu6")
+        assert same_bits(y, np.clip(x, 0, 6))
+    assert calls == [x.size, x.size]
+    small = with_specials(rng, (size - 1,), dtype)
+    relu_and_grad("auto", small, np.ones_like(small), "relu6")
+    assert calls == [x.size, x.size]                      # np.clip ran
