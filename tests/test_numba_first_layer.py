@@ -166,3 +166,18 @@ def test_bias_gradient_is_summed_while_rows_are_copied(case, rng, monkeypatch):
         F.conv2d(xt, wt, bt, padding=padding).backward(grad_y)
     assert passes == []
     np.testing.assert_allclose(bt.grad, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("setting", ["auto", "numba"])
+def test_conv2d_gradcheck_on_a_first_layer(setting, rng):
+    """F.conv2d with bias on a shape these kernels take (1024 pixels, C = 3), float64 finite
+    differences with a random upstream gradient: the direct forward, dL/dW with dL/db
+    summed on the way, and dL/dx (im2col's) when x wants one."""
+    x, weight, bias = (rng.standard_normal((1, 3, 32, 32)), rng.standard_normal((2, 3, 3, 3)),
+                       rng.standard_normal(2))
+    with kernels.use(setting):
+        assert kernels.choose_conv("conv2d_forward", x, x.shape, weight.shape, (1, 1), (1, 1),
+                                   (1, 1), 1) is numba_first_layer.conv2d_forward
+        assert tn.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), x, weight, bias)
+        assert tn.gradcheck(lambda w, b: F.conv2d(tn.tensor(x), w, b, padding=1),
+                            weight, bias)
