@@ -138,36 +138,44 @@ def test_calls_from_several_threads_at_once_each_get_their_whole_result(threads)
         assert np.all(out == i + 1), f"caller {i}'s tasks did not all run"
 
 
-def test_one_blas_thread_sets_numpys_openblas_and_restores_it_after_the_last_user():
-    """winograd.py's kernel threads each call a GEMM; OpenBLAS runs them on one thread
-    inside ``one_blas_thread`` and gets its own count back when the last such block (of any
-    thread, nested or not) ends."""
+@pytest.fixture
+def openblas_at_two_threads():
+    """NumPy's OpenBLAS thread count (getter) set to 2 for the test, restored after it, with
+    no one_blas_thread user left behind."""
     if not numba_threads.blas_threads_controllable():
         pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
     get, set_ = numba_threads._blas_threads
     before = get()
     set_(2)
-    try:
+    yield get
+    numba_threads._blas_users = 0
+    set_(before)
+
+
+def test_one_blas_thread_sets_numpys_openblas_and_restores_it_after_the_last_user(
+        openblas_at_two_threads):
+    """winograd.py's kernel threads each call a GEMM; OpenBLAS runs them on one thread
+    inside ``one_blas_thread`` and gets its own count back when the last such block (of any
+    thread, nested or not) ends."""
+    get = openblas_at_two_threads
+    with numba_threads.one_blas_thread():
+        assert get() == 1
         with numba_threads.one_blas_thread():
             assert get() == 1
-            with numba_threads.one_blas_thread():
-                assert get() == 1
-            assert get() == 1                     # the outer block still runs
-        assert get() == 2
-        inside = []
+        assert get() == 1                         # the outer block still runs
+    assert get() == 2
+    inside = []
 
-        def user():
-            with numba_threads.one_blas_thread():
-                inside.append(get())
+    def user():
+        with numba_threads.one_blas_thread():
+            inside.append(get())
 
-        threads = [threading.Thread(target=user) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert inside == [1] * 8 and get() == 2
-    finally:
-        set_(before)
+    threads = [threading.Thread(target=user) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside == [1] * 8 and get() == 2
 
 
 def test_the_openblas_found_is_numpys_not_scipys():
@@ -177,20 +185,13 @@ def test_the_openblas_found_is_numpys_not_scipys():
     assert not any("scipy.libs" in path for path in numba_threads._openblas_libraries())
 
 
-def test_a_forked_child_gets_openblas_back_from_blocks_it_will_never_leave():
+def test_a_forked_child_gets_openblas_back_from_blocks_it_will_never_leave(
+        openblas_at_two_threads):
     """Forked while a thread sat inside one_blas_thread: the child has no such thread, so
     the fork handler restores OpenBLAS's count and clears the count of users."""
-    if not numba_threads.blas_threads_controllable():
-        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
-    get, set_ = numba_threads._blas_threads
-    before = get()
-    set_(2)
-    try:
-        with numba_threads.one_blas_thread():
-            assert get() == 1
-            numba_threads._forget_workers()           # what the child runs after fork
-            assert get() == 2 and numba_threads._blas_users == 0
-        assert numba_threads._blas_users == 0 and get() == 2   # leaving it changes nothing
-    finally:
-        numba_threads._blas_users = 0
-        set_(before)
+    get = openblas_at_two_threads
+    with numba_threads.one_blas_thread():
+        assert get() == 1
+        numba_threads._forget_workers()           # what the child runs after fork
+        assert get() == 2 and numba_threads._blas_users == 0
+    assert numba_threads._blas_users == 0 and get() == 2   # leaving it changes nothing
