@@ -133,11 +133,13 @@ def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
              ((1, 32, 112, 112), (64, 32, 3, 3), False), ((64, 8, 32, 32), (8, 8, 3, 3), False),
              ((1, 64, 14, 14), (128, 64, 3, 3), False),
              ((1, 64, 32, 32), (64, 64, 3, 3), False)]        # 1024 x 64: too little work
+    from tinynet.kernels import winograd4       # its forward where winograd4.preferred says
     with kernels.use("auto"):
         for x_shape, w_shape, expected in cases:
             for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
                 chosen = kernels.choose_conv(name, x, x_shape, w_shape, *args)
-                assert (chosen is getattr(winograd, name)) == expected, (x_shape, w_shape, name)
+                either = (getattr(winograd, name), getattr(winograd4, name, None))
+                assert (chosen in either) == expected, (x_shape, w_shape, name)
 
 
 @pytest.mark.parametrize("tiles, threads", [(1, 2), (3, 2), (5, 3), (7, 1), (10 ** 6, 2)])

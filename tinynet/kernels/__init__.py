@@ -29,6 +29,7 @@ The implementations:
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
                 kernels/numba_first_layer.py   first layers (few channels): forward, dL/dW
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
+                kernels/winograd4.py   Winograd F(4x4, 3x3), their forward (C <= 128)
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
@@ -47,9 +48,10 @@ etc.), which pick an implementation per call from the array's backend and the se
 
 'auto' (the default, or the environment variable TINYNET_KERNELS) means: CuPy arrays ->
 gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed (a 3x3 stride-1 convolution
--> winograd where the measured rule ``winograd.faster`` says so); im2col otherwise, or when
-the fast module lacks the function.  'numba' never picks Winograd, 'winograd' always does
-where it applies.  Fast modules are imported when first needed, never at
+-> winograd where the measured rule ``winograd.faster`` says so, its forward F(4x4) where
+``winograd4.preferred`` says so); im2col otherwise, or when the fast module lacks the
+function.  'numba' never picks Winograd, 'winograd' always does where it applies (F(4x4) or
+F(2x2) for the forward by the same ``winograd4.preferred``).  Fast modules are imported when first needed, never at
 ``import tinynet``, so that importing the library compiles nothing.
 """
 import importlib
@@ -205,9 +207,11 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
                 groups):
     """choose(), except for three kinds of convolution when Numba kernels run: a depthwise
     3x3 one goes to numba_depthwise.py; one Winograd applies to goes to winograd.py under
-    'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so; and
-    else a first layer's forward (3x3, few input channels) to numba_first_layer.py (its
-    dL/dW goes there through cpu_numba.py)."""
+    'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so (its
+    forward to winograd4.py, F(4x4, 3x3), where ``winograd4.preferred`` says so: at most
+    128 input channels, for its float32 error, and planes its 4x4 tiles fit); and else a
+    first layer's forward (3x3, few input channels) to numba_first_layer.py (its dL/dW goes
+    there through cpu_numba.py)."""
     depthwise = numba_module("numba_depthwise", array)
     if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
                                                    dilation, groups):
@@ -217,6 +221,10 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
             and winograd.applies(x_shape, weight_shape, stride, padding, dilation, groups)
             and (_setting == "winograd"
                  or winograd.faster(function_name, x_shape, weight_shape, padding))):
+        if function_name == "conv2d_forward":
+            winograd4 = _try_import("winograd4")
+            if winograd4.preferred(x_shape, weight_shape, padding):
+                return winograd4.conv2d_forward
         return getattr(winograd, function_name)
     first_layer = (numba_module("numba_first_layer", array)
                    if function_name == "conv2d_forward" else None)
