@@ -36,8 +36,10 @@ def contenders(n, c, size, o, torch):
     b = np.zeros(o, np.float32)
     g = rng.standard_normal((n, o, size, size), dtype=np.float32)
 
-    def tinynet_step():
-        xt, wt, bt = (tn.tensor(a, requires_grad=True) for a in (x, w, b))
+    xt, wt, bt = (tn.tensor(a, requires_grad=True) for a in (x, w, b))
+
+    def tinynet_step():                  # as PyTorch's below: the tensors made once
+        xt.grad = wt.grad = bt.grad = None
         F.conv2d(xt, wt, bt, padding=1).backward(g)
 
     def numpy_step():
