@@ -24,15 +24,17 @@ Accuracy decides the points and where this module is used.  Bigger tiles mean bi
 transform entries, and float32 rounding errors grow with them.  Measured (max |error|
 against float64, benchmarks/RESULTS.md, 2026-12-06), as a multiple of im2col's error: Lavin
 and Gray's integer points 0, +-1, +-2 gave 4x-12x; 0, +-1, +-1/2 gave 4x-13x; these points
-1.7x-5.6x at C <= 64 and up to 8.7x at C = 128, growing with C to 8.6x-13.4x at C = 256-512.
-#13 allows F(4x4) only within 10x, so ``preferred`` keeps it to C <= 128.  dL/dx by F(4x4)
+1.7x-5.6x at C <= 64 and 4.6x-9.5x at C = 128 (median 6x), growing with C to 8.6x-13.4x at
+C = 256-512.  #13 allows F(4x4) only within 10x, so ``preferred`` keeps it to C <= 128.
+dL/dx by F(4x4)
 measured 3.4x-13.4x im2col's dL/dx (whose GEMM sums only O terms, so its own error is
 smaller): the backward stays F(2x2)'s, in winograd.py.
 
 Speed: the products are 36 per 16 outputs instead of F(2x2)'s 64, so 0.56x the GEMM work;
 the tile transforms stay about as costly per output as F(2x2)'s because they are organised
-as vector loops (below).  The forward measured 1.04x-1.49x F(2x2)'s on the 2-core Xeon
-where ``preferred`` takes it.
+as vector loops (below), and a multiply and an add may fuse into one FMA (fastmath
+'contract': 5%-10% on the transforms).  The forward measured 1.03x-1.59x F(2x2)'s on the
+2-core Xeon where ``preferred`` takes it.
 
 How the transforms vectorise.  Tile by tile, B^T d B is scalar code (36 numbers from a 6x6
 tile).  Split into its 1-D halves:
@@ -108,7 +110,7 @@ def _constants(dtype):
     return np.array([0.125, 0.25, 0.5, 1.5, 2.0, 2.5, 4.0, 8.0], dtype)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
 def _b_t(d0, d1, d2, d3, d4, d5, k):
     """B^T d for one 6-vector d (see the module docstring); k: _constants."""
     half, three_halves, two, five_halves = k[2], k[3], k[4], k[5]
@@ -120,7 +122,7 @@ def _b_t(d0, d1, d2, d3, d4, d5, k):
             d5 + d1 - two * d3 + three_halves * dd)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _input_tiles(x, ph, pw, th, tw, r0, r1, v, step, k):
     """v[6 a + b, c, (r - r0) TW + tj] = (B^T d B)[a, b] (v flat, slab k at k step) for the
     tile rows r = n TH + ti in [r0, r1), d = x_pad[n, c, 4 ti: 4 ti + 6, 4 tj: 4 tj + 6].
@@ -174,7 +176,7 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v, step, k):
                         out3[tj], out4[tj], out5[tj] = f3, f4, f5
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _output_tiles(m, step, o_, th, tw, r0, r1, bias, y, k):
     """y[n, o, 4 ti + i, 4 tj + j] = (A^T M A)[i, j] + bias[o], M[a, b] = m[(6 a + b) step
     + o B + (r - r0) TW + tj] for the tile rows r = n TH + ti in [r0, r1) (rows and columns
@@ -289,7 +291,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bia
     return _forward(x, kernel_transform(weight), padding, bias), None
 
 
-MAX_CHANNELS = 128      # float32 error: up to 8.7x im2col's at C = 128, 13.4x at 256-512
+MAX_CHANNELS = 128      # float32 error: up to 9.5x im2col's at C = 128, 13.4x at 256-512
 
 
 def preferred(x_shape, weight_shape, padding):
