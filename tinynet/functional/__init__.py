@@ -11,6 +11,6 @@ from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_
 from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    mse_loss, nll_loss)
-from .norm import batch_norm, dropout, group_norm, layer_norm
+from .norm import batch_norm, batch_norm_relu, dropout, group_norm, layer_norm
 from .resample import affine_warp, interpolate
 from . import methods  # noqa: F401,E402  (gives Tensor its operators: t + u, t.sum(), ...)

@@ -71,7 +71,11 @@ class BatchNorm(Function):
         dL/dx = 1/sqrt(var + eps) * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
 
     In eval, mu and var are constants (the running averages) and dL/dx = g_hat / sqrt(var + eps).
-    Always: dL/dweight = sum(dL/dy * x_hat), dL/dbias = sum(dL/dy)."""
+    Always: dL/dweight = sum(dL/dy * x_hat), dL/dbias = sum(dL/dy).
+
+    BatchNormReLU (below) is the same op followed by relu."""
+
+    relu = False
 
     def __init__(self, running_mean, running_var, training, momentum, eps, has_weight, has_bias):
         self.running_mean, self.running_var = running_mean, running_var
@@ -96,7 +100,10 @@ class BatchNorm(Function):
         self.x_hat = (x - mean.reshape(self.shape)) * self.inv_std
         self.weight = weight
         y = self.x_hat if weight is None else self.x_hat * weight.reshape(self.shape)
-        return y if bias is None else y + bias.reshape(self.shape)
+        y = y if bias is None else y + bias.reshape(self.shape)
+        if self.relu:
+            y = self.y = xp.maximum(y, 0)
+        return y
 
     def _forward_numba(self, x, weight, bias):
         """The same forward in two compiled passes (kernels/numba_norm.py); backward then
@@ -107,9 +114,9 @@ class BatchNorm(Function):
                                        x.size // x.shape[1])
         else:
             mean, var = self.running_mean, self.running_var
-        self.x, self.mean, self.weight = x, mean, weight
+        self.x, self.mean, self.weight, self.bias = x, mean, weight, bias
         self.inv_std = 1 / np.sqrt(var.astype(np.float64) + self.eps)
-        return self.fast.normalize(x, mean, self.inv_std, weight, bias)
+        return self.fast.normalize(x, mean, self.inv_std, weight, bias, self.relu)
 
     def _update_running_stats(self, mean, var, m):
         """running = (1 - momentum) * running + momentum * batch statistic, in place.
@@ -124,9 +131,12 @@ class BatchNorm(Function):
         if self.fast is not None:
             grad_x, grad_w, grad_b = self.fast.batch_norm_backward(
                 grad, self.x, self.mean, self.inv_std, self.weight, self.training,
-                self.has_weight, self.has_bias)
+                self.has_weight, self.has_bias, self.bias, self.relu)
             return (grad_x,) + ((grad_w,) if self.has_weight else ()) + (
                 (grad_b,) if self.has_bias else ())
+        if self.relu:                   # dL/dy from dL/d relu(y), as ReLU's backward
+            xp = backend.get_array_module(grad)
+            grad = grad * ((self.y > 0) | xp.isnan(self.y)).astype(grad.dtype)
         axes, x_hat = self.axes, self.x_hat
         g_hat = grad if self.weight is None else grad * self.weight.reshape(self.shape)
         if self.training:
@@ -142,6 +152,15 @@ class BatchNorm(Function):
         return grads
 
 
+class BatchNormReLU(BatchNorm):
+    """relu(BatchNorm(x)) as one op.  Backward first turns the incoming dL/d relu(y) into
+    dL/dy (zero where y <= 0, as ReLU's backward does), then runs BatchNorm's.  The Numba
+    kernels do both inside BatchNorm's own passes (the mask recomputed from x), so ReLU's
+    two passes over the activation and its output array are saved."""
+
+    relu = True
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalization over axis 1 of ``x`` (N, C), (N, C, L) or (N, C, H, W).
@@ -151,7 +170,21 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     weight, bias               (C,) scale and shift, or None
     momentum                   running = (1 - momentum) * running + momentum * batch value
     """
-    op = "batch_norm"
+    return _batch_norm("batch_norm", x, running_mean, running_var, weight, bias, training,
+                       momentum, eps, relu=False)
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False,
+                    momentum=0.1, eps=1e-5):
+    """relu(batch_norm(x, ...)) as one op: the same values and gradients, in fewer passes
+    over the activation with the Numba kernels (nn.Sequential runs a BatchNorm followed by
+    a ReLU this way).  Arguments as batch_norm."""
+    return _batch_norm("batch_norm_relu", x, running_mean, running_var, weight, bias,
+                       training, momentum, eps, relu=True)
+
+
+def _batch_norm(op, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                relu):
     x = float_tensor(x, "input", op)
     check_ndim(x, (2, 3, 4), "input", op, " (N, C), (N, C, L) or (N, C, H, W)")
     training = _check_bool(training, "training", op)
@@ -175,8 +208,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if training and x.numel() // max(channels, 1) <= 1:
         raise ValueError(f"{op}: training needs more than 1 value per channel to compute a "
                          f"variance, got input of shape {tuple(x.shape)}")
-    fn = BatchNorm(stats["running_mean"], stats["running_var"], training, momentum, eps,
-                   weight is not None, bias is not None)
+    fn = (BatchNormReLU if relu else BatchNorm)(
+        stats["running_mean"], stats["running_var"], training, momentum, eps,
+        weight is not None, bias is not None)
     return fn(x, *params)
 
 

@@ -1,7 +1,9 @@
 """Containers: ``Sequential`` (call children in order) and ``ModuleList``."""
 from collections import OrderedDict
 
+from .layers import ReLU
 from .module import Module
+from .normalization import _BatchNorm
 
 
 class Sequential(Module):
@@ -24,8 +26,15 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _fuses(modules[i], modules[i + 1]):
+                x = modules[i].forward_relu(x)      # BatchNorm, then ReLU: one op
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __len__(self):
@@ -51,6 +60,17 @@ class Sequential(Module):
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
+
+
+def _fuses(module, following):
+    """True for a BatchNorm followed by a ReLU that no hook watches: Sequential then runs
+    the pair as F.batch_norm_relu, the same values and gradients in two fewer passes over
+    the activation each way and without the BatchNorm's output array (the demo's step:
+    see benchmarks/RESULTS.md, 2026-12-06).  A hook on either module could see the
+    BatchNorm's own output, or expect the ReLU to be called, so then both run as usual."""
+    return (isinstance(module, _BatchNorm) and type(following) is ReLU
+            and not (module._forward_pre_hooks or module._forward_hooks
+                     or following._forward_pre_hooks or following._forward_hooks))
 
 
 class ModuleList(Module):

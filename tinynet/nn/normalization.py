@@ -67,6 +67,14 @@ class _BatchNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x):
+        return self._normalize(x, F.batch_norm)
+
+    def forward_relu(self, x):
+        """relu(self.forward(x)) as one op (F.batch_norm_relu): what nn.Sequential runs for
+        this module and a ReLU after it when no hook is registered on either."""
+        return self._normalize(x, F.batch_norm_relu)
+
+    def _normalize(self, x, batch_norm):
         name = type(self).__name__
         if x.ndim not in self._expected_ndims:
             raise ValueError(f"{name}: expected a {' or '.join(map(str, self._expected_ndims))}-D "
@@ -81,9 +89,9 @@ class _BatchNorm(Module):
         # Batch statistics in training, or when there are no running statistics to use.
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        out = F.batch_norm(x, self.running_mean if track else None,
-                           self.running_var if track else None, self.weight, self.bias,
-                           training=use_batch_stats, momentum=momentum, eps=self.eps)
+        out = batch_norm(x, self.running_mean if track else None,
+                         self.running_var if track else None, self.weight, self.bias,
+                         training=use_batch_stats, momentum=momentum, eps=self.eps)
         if counting:     # only after F.batch_norm accepted the input: errors change nothing
             self.num_batches_tracked += 1
         return out
