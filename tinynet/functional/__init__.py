@@ -7,7 +7,7 @@ from .math import (abs, add, argmax, argmin, astype, clamp, clip, div, exp, line
 from .shape import concat, flatten, getitem, pad, reshape, squeeze, stack, transpose, unsqueeze
 from .conv import conv2d, conv_transpose2d
 from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d,
-                   max_pool2d)
+                   max_pool2d, relu_max_pool2d)
 from .activation import leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    mse_loss, nll_loss)

@@ -25,6 +25,7 @@ from .. import backend, kernels
 from ..autograd import Function, Tensor
 from ..geometry import conv_output_hw, pair
 from ._checks import float_tensor
+from .activation import ReLU
 from .math import mean as _mean
 from .math import mul as _mul
 from .shape import pad as _pad
@@ -41,6 +42,29 @@ class MaxPool2d(Function):
 
     def backward(self, grad):
         return kernels.max_pool2d_backward(grad, self.argmax, self.x_shape)
+
+
+class ReLUMaxPool2d(MaxPool2d):
+    """max_pool2d(relu(x)), computed as relu(max_pool2d(x)): ReLU keeps the order of its
+    inputs (a <= b gives relu(a) <= relu(b)), so the maximum of the ReLUs is the ReLU of
+    the maximum, the same number.  The ReLU then runs on the pooled output, a quarter of x
+    for 2x2 windows, in both directions, and x's ReLU is never made.  Each op's own code
+    does its part:
+
+        forward   y = relu(max_pool(x))
+        backward  dL/dx = max_pool_backward(relu_backward(dL/dy))
+
+    The gradients equal the two ops' run the other way round, but where every value of a
+    window is <= 0 the (zero) gradient goes to the window's maximum instead of its first
+    position.  So an infinite dL/dy gives its NaN at another place, and a zero may differ
+    in sign."""
+
+    def forward(self, x):
+        self.relu = ReLU()
+        return self.relu.forward(super().forward(x))
+
+    def backward(self, grad):
+        return super().backward(self.relu.backward(grad))
 
 
 class AvgPool2d(Function):
@@ -118,6 +142,14 @@ def _bin_bounds(size, out):
 
 # ---- the functional API --------------------------------------------------------------
 
+def relu_max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """max_pool2d(relu(x), ...) as one op (ReLUMaxPool2d: the ReLU runs on the pooled
+    output).  nn.Sequential runs a ReLU followed by a MaxPool2d this way.  Arguments as
+    max_pool2d."""
+    return _max_pool2d("relu_max_pool2d", x, kernel_size, stride, padding, 1, ceil_mode,
+                       False, relu_first=True)
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """Max over KH x KW windows of ``x`` (N, C, H, W); ``stride`` defaults to the kernel:
@@ -132,13 +164,18 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return_indices  also return each maximum's flat index h*W + w in its (n, c) plane, as
                     PyTorch (an integer Tensor)
     dilation        only 1 (PyTorch's max pooling also dilates; tinynet's does not)"""
-    op = "max_pool2d"
+    return _max_pool2d("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode,
+                       return_indices, relu_first=False)
+
+
+def _max_pool2d(op, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                relu_first):
     if dilation not in (1, (1, 1)):
         raise ValueError(f"{op}: dilation must be 1 (tinynet's max pooling does not dilate), "
                          f"got {dilation!r}")
     x, kernel, stride, padding = _pool_args(op, x, kernel_size, stride, padding)
     x, extra = _ceil_mode_padding(x, kernel, stride, padding, ceil_mode, -np.inf)
-    fn = MaxPool2d(kernel, stride, padding)
+    fn = (ReLUMaxPool2d if relu_first else MaxPool2d)(kernel, stride, padding)
     y = fn(x)
     if not return_indices:
         return y

@@ -185,6 +185,12 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                             self.ceil_mode, self.return_indices)
 
+    def forward_of_relu(self, x):
+        """self.forward(relu(x)) as one op (F.relu_max_pool2d): what nn.Sequential runs for
+        a ReLU and this module after it when no hook is registered on either."""
+        return F.relu_max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                 self.ceil_mode)
+
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"ceil_mode={self.ceil_mode}")
