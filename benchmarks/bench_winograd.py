@@ -58,13 +58,13 @@ def parse_shape(text):
     return tuple(int(v) for v in left.split("x")) + (int(o),)
 
 
-def float32_errors(n, c, size, o):
-    """max |kernel(float32) - float64| / max |float64| for both kernels, forward only."""
+def float32_errors(n, c, size, o, modules=(cpu_numba, winograd)):
+    """max |kernel(float32) - float64| / max |float64| for each module's forward."""
     x, w, g = problems(min(n, 8), c, min(size, 32), o)
     exact = cpu_numba.conv2d_forward(x.astype(np.float64), w.astype(np.float64), *GEOMETRY)[0]
     scale = np.abs(exact).max()
     return [np.abs(m.conv2d_forward(x, w, *GEOMETRY)[0] - exact).max() / scale
-            for m in (cpu_numba, winograd)]
+            for m in modules]
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ import argparse
 import numpy as np
 
 from benchmarks._common import alternate, header, median, ms, table
-from benchmarks.bench_winograd import GEOMETRY, parse_shape, problems
+from benchmarks.bench_winograd import GEOMETRY, float32_errors, parse_shape, problems
 
 from tinynet.kernels import cpu_numba, scratch, winograd, winograd4    # noqa: E402
 
@@ -34,15 +34,6 @@ SHAPES = [  # (N, C, H=W, O): the demo's / reference CNN's layers, bench_conv's,
     (1, 512, 14, 512), (8, 16, 32, 16), (8, 64, 32, 64), (64, 48, 16, 96),
     (1, 64, 14, 128), (1, 128, 7, 256), (2, 48, 40, 48), (16, 64, 6, 64),
     (4, 96, 13, 96), (1, 64, 32, 64)]
-
-
-def float32_errors(n, c, size, o):
-    """max |y(float32) - y(float64)| / max |y(float64)| for im2col, F(2x2) and F(4x4)."""
-    x, w, _ = problems(min(n, 8), c, min(size, 32), o)
-    exact = cpu_numba.conv2d_forward(x.astype(np.float64), w.astype(np.float64), *GEOMETRY)[0]
-    scale = np.abs(exact).max()
-    return [np.abs(m.conv2d_forward(x, w, *GEOMETRY)[0] - exact).max() / scale
-            for m in (cpu_numba, winograd, winograd4)]
 
 
 def main(argv=None):
@@ -61,7 +52,7 @@ def main(argv=None):
              "F4": lambda: winograd4.conv2d_forward(x, w, *GEOMETRY)[0]},
             repeats=args.repeats).items()}
         rule = winograd4.preferred(x.shape, w.shape, GEOMETRY[1])
-        e_im2col, e_f2, e_f4 = float32_errors(*shape)
+        e_im2col, e_f2, e_f4 = float32_errors(*shape, modules=(cpu_numba, winograd, winograd4))
         row = ["x".join(map(str, shape[:3])) + f"->{shape[3]}", ms(t["F2"]), ms(t["F4"]),
                f"{t['F2'] / t['F4']:.2f}", "F4" if rule else "F2",
                f"{e_im2col:.1e}", f"{e_f2:.1e}", f"{e_f4:.1e}", f"{e_f4 / e_im2col:.1f}x"]

@@ -144,6 +144,16 @@ def _slabs(a, b, dtype, role=None):
     return flat.reshape(16, step)[:, :a * b].reshape(16, a, b)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def copy_rows(x, n, c, h0, h1, ph, pw, cols, plane):
+    """plane[h + PH, PW: PW + cols] = x[n, c, h, :cols] for the rows h in [h0, h1): the part
+    of a zero-bordered plane that a block's tile rows read (here and in winograd4.py)."""
+    for h in range(h0, h1):
+        target, source = plane[h + ph], x[n, c, h]
+        for q in range(cols):
+            target[pw + q] = source[q]
+
+
 @njit(cache=True, nogil=True)
 def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     """v[k, c, (r - r0) TW + tj] = (B^T d B)[k] for the tile rows r = n TH + ti in [r0, r1),
@@ -157,10 +167,8 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     for c in range(x.shape[1]):
         for n in range(r0 // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-            for h in range(max(2 * ti0 - ph, 0), min(2 * ti1 + 2 - ph, h_)):
-                target, source = plane[h + ph], x[n, c, h]
-                for q in range(cols):
-                    target[pw + q] = source[q]
+            copy_rows(x, n, c, max(2 * ti0 - ph, 0), min(2 * ti1 + 2 - ph, h_), ph, pw, cols,
+                      plane)
             for ti in range(ti0, ti1):
                 d0, d1, d2, d3 = (plane[2 * ti], plane[2 * ti + 1], plane[2 * ti + 2],
                                   plane[2 * ti + 3])
@@ -346,13 +354,21 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, b0, b1):
 
 def _forward(x, u, padding, bias=None):
     """y = the Winograd correlation of x with the kernel whose transform is u, plus bias."""
+    return run_forward(_forward_blocks, 2, TILES_PER_BLOCK, x, u, padding, bias)
+
+
+def run_forward(blocks_function, tile, tiles_per_block, x, u, padding, bias):
+    """The frame of a Winograd forward (this module's, and winograd4.py's with 4x4 tiles):
+    y allocated, the bias as a (O,) array, and ``blocks_function`` run over the blocks of
+    tile rows (``tile`` x ``tile`` output tiles, about ``tiles_per_block`` a block)."""
     n, o = x.shape[0], u.shape[1]
-    oh, ow, th, tw = _tiles(x.shape, padding)
+    oh, ow = conv_output_hw(x.shape, (3, 3), (1, 1), padding)
+    th, tw = -(-oh // tile), -(-ow // tile)
     y = empty((n, o, oh, ow), x.dtype)
     bias = (np.zeros(o, x.dtype) if bias is None
             else np.ascontiguousarray(bias, dtype=x.dtype).reshape(o))
-    blocks = _blocks(n, th, tw, TILES_PER_BLOCK)
-    _run_blocks(_forward_blocks, blocks, x, u, padding[0], padding[1], th, tw, bias, y)
+    blocks = _blocks(n, th, tw, tiles_per_block)
+    _run_blocks(blocks_function, blocks, x, u, padding[0], padding[1], th, tw, bias, y)
     return y
 
 

@@ -54,8 +54,8 @@ import numpy as np
 from numba import njit
 
 from ..geometry import conv_output_hw
-from .scratch import empty, scratch
-from .winograd import STAGGER_BYTES, _blocks, _run_blocks
+from .scratch import scratch
+from .winograd import STAGGER_BYTES, copy_rows, run_forward
 
 POINTS = (0, 1, -1, Fraction(1, 2), -2)        # and infinity
 
@@ -139,10 +139,8 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v, step, k):
     for c in range(x.shape[1]):
         for n in range(r0 // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-            for h in range(max(4 * ti0 - ph, 0), min(4 * ti1 + 2 - ph, h_)):
-                target, source = plane[h + ph], x[n, c, h]
-                for q in range(cols):
-                    target[pw + q] = source[q]
+            copy_rows(x, n, c, max(4 * ti0 - ph, 0), min(4 * ti1 + 2 - ph, h_), ph, pw, cols,
+                      plane)
             for ti in range(ti0, ti1):
                 d0, d1, d2, d3 = plane[4 * ti], plane[4 * ti + 1], plane[4 * ti + 2], plane[4 * ti + 3]
                 d4, d5 = plane[4 * ti + 4], plane[4 * ti + 5]
@@ -233,11 +231,6 @@ def _output_tiles(m, step, o_, th, tw, r0, r1, bias, y, k):
 TILES_PER_BLOCK = 128           # a 4x4 tile is 4 of F(2x2)'s: the same pixels per block
 
 
-def _tiles(x_shape, padding):
-    oh, ow = conv_output_hw(x_shape, (3, 3), (1, 1), padding)
-    return oh, ow, (oh + 3) // 4, (ow + 3) // 4
-
-
 # G g G^T, flattened: U[6 a + b] = sum_{u, v} G[a, u] G[b, v] g[u, v], the Kronecker product
 # G (x) G (36 x 9) times the kernel's nine weights as a vector.
 _KRON = np.kron(G, G)
@@ -270,14 +263,7 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, b0, b1):
 
 def _forward(x, u, padding, bias=None):
     """y = the F(4x4) correlation of x with the kernel whose transform is u, plus bias."""
-    n, o = x.shape[0], u.shape[1]
-    oh, ow, th, tw = _tiles(x.shape, padding)
-    y = empty((n, o, oh, ow), x.dtype)
-    bias = (np.zeros(o, x.dtype) if bias is None
-            else np.ascontiguousarray(bias, dtype=x.dtype).reshape(o))
-    blocks = _blocks(n, th, tw, TILES_PER_BLOCK)
-    _run_blocks(_forward_blocks, blocks, x, u, padding[0], padding[1], th, tw, bias, y)
-    return y
+    return run_forward(_forward_blocks, 4, TILES_PER_BLOCK, x, u, padding, bias)
 
 
 ADDS_BIAS = True       # conv2d_forward takes the bias: the output transform adds it
