@@ -177,10 +177,11 @@ def main(argv=None):
         print(f"  {name:<8} " + ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in m.items()))
     if "torch" in mem and "rss_peak_mb" in mem["torch"] and "rss_peak_mb" in mem["tinynet"]:
+        ours, theirs = mem["tinynet"], mem["torch"]
         print(f"  tinynet / torch (RSS growth): "
-              f"{mem['tinynet']['rss_peak_mb'] / max(mem['torch']['rss_peak_mb'], 1e-9):.2f}x; "
+              f"{ours['rss_peak_mb'] / max(theirs['rss_peak_mb'], 1e-9):.2f}x; "
               f"(whole process): "
-              f"{mem['tinynet']['process_peak_mb'] / max(mem['torch']['process_peak_mb'], 1e-9):.2f}x")
+              f"{ours['process_peak_mb'] / max(theirs['process_peak_mb'], 1e-9):.2f}x")
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed (a 3x3 stride-1 conv
 -> winograd where the measured rule ``winograd.faster`` says so, its forward F(4x4) where
 ``winograd4.preferred`` says so); im2col otherwise, or when the fast module lacks the
 function.  'numba' never picks Winograd, 'winograd' always does where it applies (F(4x4) or
-F(2x2) for the forward by the same ``winograd4.preferred``).  Fast modules are imported when first needed, never at
-``import tinynet``, so that importing the library compiles nothing.
+F(2x2) for the forward by the same ``winograd4.preferred``).  Fast modules are imported
+when first needed, never at ``import tinynet``, so that importing the library compiles
+nothing.
 """
 import importlib
 import importlib.util

@@ -142,8 +142,8 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v, step, k):
             copy_rows(x, n, c, max(4 * ti0 - ph, 0), min(4 * ti1 + 2 - ph, h_), ph, pw, cols,
                       plane)
             for ti in range(ti0, ti1):
-                d0, d1, d2, d3 = plane[4 * ti], plane[4 * ti + 1], plane[4 * ti + 2], plane[4 * ti + 3]
-                d4, d5 = plane[4 * ti + 4], plane[4 * ti + 5]
+                d0, d1, d2 = plane[4 * ti], plane[4 * ti + 1], plane[4 * ti + 2]
+                d3, d4, d5 = plane[4 * ti + 3], plane[4 * ti + 4], plane[4 * ti + 5]
                 # B^T d, a row at a time (one output row per loop: few overlap checks)
                 e0, e1, e2, e3, e4, e5 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]
                 for q in range(width):
@@ -164,8 +164,10 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v, step, k):
                     e = rows[a]
                     s = 6 * a * step + t
                     out0, out1 = v[s:s + tw], v[s + step:s + step + tw]
-                    out2, out3 = v[s + 2 * step:s + 2 * step + tw], v[s + 3 * step:s + 3 * step + tw]
-                    out4, out5 = v[s + 4 * step:s + 4 * step + tw], v[s + 5 * step:s + 5 * step + tw]
+                    out2 = v[s + 2 * step:s + 2 * step + tw]
+                    out3 = v[s + 3 * step:s + 3 * step + tw]
+                    out4 = v[s + 4 * step:s + 4 * step + tw]
+                    out5 = v[s + 5 * step:s + 5 * step + tw]
                     for tj in range(tw):
                         q = 4 * tj
                         f0, f1, f2, f3, f4, f5 = _b_t(e[q], e[q + 1], e[q + 2], e[q + 3],
