@@ -9,11 +9,14 @@ Model (float32, batch 64 of 3x64x64 images, 10 classes):
 One step = forward, backward, optimizer step, with the same initial weights in both.
 
 Peak memory is measured in a fresh subprocess per framework: the high-water mark of the
-resident set (VmHWM) during 4 steps minus the resident set just before the first, once the
-model and the batch exist. That includes what the first step loads: tinynet's compiled
-Numba kernels from their cache (PyTorch loads its kernels at import). So the whole
-process's peak is printed too, the libraries included. For tinynet also the tracemalloc
-peak of one more step's NumPy allocations, which is exact.
+resident set (VmHWM) during 2 warm-up steps on a batch of 8 and 4 steps on the real batch,
+minus the resident set before the first, once the models and the batches exist
+(``rss_peak_mb``). That includes what the first steps load: tinynet's compiled Numba
+kernels from their cache, about 150 MiB (PyTorch loads most of its kernels at import). So
+two more figures: the same peak minus the resident set after the warm-up
+(``after_warm_up_mb``: the real batch's step, most code loaded), and the whole process's
+peak, the libraries included. For tinynet also the tracemalloc peak of one more step's
+NumPy allocations, which is exact.
 """
 import os
 import sys
@@ -109,18 +112,27 @@ def _peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+WARM_UP_BATCH = 8
+
+
 def measure_memory(framework, batch):
     """Run in a subprocess: print {"rss_peak_mb": ..., "tracemalloc_peak_mb": ...}."""
     result = {}
     if framework == "torch":
         step, _ = torch_step_fn(try_torch(), batch)
+        warm_up, _ = torch_step_fn(try_torch(), WARM_UP_BATCH)
     else:
         step = tinynet_step_fn(batch)
-    made = _rss_bytes()                     # the model and the batch exist, no step yet
+        warm_up = tinynet_step_fn(WARM_UP_BATCH)
+    made = _rss_bytes()                     # the models and the batches exist, no step yet
     _reset_peak_rss()
+    for _ in range(2):
+        warm_up()
+    loaded = _rss_bytes()
     for _ in range(4):
         step()
     result["rss_peak_mb"] = max(_peak_rss_bytes() - made, 0) / 2**20
+    result["after_warm_up_mb"] = max(_peak_rss_bytes() - loaded, 0) / 2**20
     result["process_peak_mb"] = _peak_rss_bytes() / 2**20     # with the libraries imported
     if framework == "tinynet":              # after the RSS: tracemalloc costs memory itself
         import tracemalloc
@@ -169,7 +181,7 @@ def main(argv=None):
                      if "torch" in times else "-"])
     table(rows, ["", "step ms", "img/s", "throughput vs torch"])
 
-    print("\npeak memory during 4 steps (fresh subprocess each, MiB):")
+    print("\npeak memory (fresh subprocess each, MiB; see the docstring):")
     mem = {"tinynet": memory_of("tinynet", args.batch)}
     if torch is not None:
         mem["torch"] = memory_of("torch", args.batch)
@@ -180,6 +192,8 @@ def main(argv=None):
         ours, theirs = mem["tinynet"], mem["torch"]
         print(f"  tinynet / torch (RSS growth): "
               f"{ours['rss_peak_mb'] / max(theirs['rss_peak_mb'], 1e-9):.2f}x; "
+              f"(after the warm-up): "
+              f"{ours['after_warm_up_mb'] / max(theirs['after_warm_up_mb'], 1e-9):.2f}x; "
               f"(whole process): "
               f"{ours['process_peak_mb'] / max(theirs['process_peak_mb'], 1e-9):.2f}x")
 
