@@ -15,7 +15,8 @@ from tinynet.kernels import cpu_numba, numba_first_layer  # noqa: E402
 
 CASES = [  # N, C, H, W, O, KH, (PH, PW)
     (2, 3, 32, 33, 4, 3, (1, 1)), (3, 1, 40, 31, 5, 3, (0, 0)), (1, 2, 33, 35, 3, 5, (2, 1)),
-    (2, 8, 32, 32, 2, 3, (1, 2)), (1, 24, 34, 32, 1, 1, (0, 1)), (2, 3, 31, 37, 7, 3, (2, 2))]
+    (2, 8, 32, 32, 2, 3, (1, 2)), (1, 24, 34, 32, 1, 1, (0, 1)), (2, 3, 31, 37, 7, 3, (2, 2)),
+    (1, 3, 64, 50, 6, 3, (1, 1))]   # dL/dW: 3 chunks of pixels and part of one, O = 4 + 2
 
 
 def problem(case, rng, dtype=np.float64):

@@ -30,13 +30,19 @@ from u WP + v on:
     dL/dw[o, c, u, v] = sum_n sum_q  g_wide[n, o, q] x_pad_flat[n, c, u WP + v + q]
 
 (the zero columns of g_wide cancel the terms where j + v runs into the next row).  So every
-weight is a contiguous dot product of OH WP terms, which the compiler vectorises.  Two
+weight is a contiguous dot product of OH WP terms, which the compiler vectorises.  Four
 output channels and the three column shifts v = 0, 1, 2 are computed in one pass (KW = 3):
-five loads per six multiply-adds, where one dot at a time needs two per one.
+seven loads per twelve multiply-adds, where one dot at a time needs two per one.  The pass
+runs over the pixels q a chunk of CHUNK at a time, all (c, u) for each chunk, so that the
+chunk of the four g planes and of the windows (about 30 KiB at C = 3) stays in the L1
+cache, where whole planes were read from L2 nine times.
 Measured on the 2-core Intel Xeon (2026-12-05), against im2col with col kept from the
-forward: 64x3x64x64 -> 32: 1.3x (7.3 against 9.4 ms), 64x3x128x128 -> 32: 1.5x,
-64x8x32x32 -> 16 (K = 72): 1.9x; with C = 16 (K = 144) it lost (0.93x), hence the bound
-on K.  The im2col forward keeps no col for such layers (cpu_numba.conv2d_forward).
+forward (with two channels a pass and no chunks): 64x3x64x64 -> 32: 1.3x (7.3 against
+9.4 ms), 64x3x128x128 -> 32: 1.5x, 64x8x32x32 -> 16 (K = 72): 1.9x; with C = 16 (K = 144)
+it lost (0.93x), hence the bound on K.  Four channels and the chunks then gave 1.7x-2.1x
+on 32x3x64x64 -> 32, 64x3x64x64 -> 32 and 1x3x224x224 -> 64, 1.16x on 8x8x32x32 -> 16
+(2026-12-06, alternated in one process).  The im2col forward keeps no col for such layers
+(cpu_numba.conv2d_forward).
 
 Notation as in reference.py; K = C KH KW, P = OH OW.
 """
@@ -133,54 +139,79 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bia
     return y, None
 
 
+GRAD_CHANNELS = 4      # dL/dW: output channels per pass over the pixels
+CHUNK = 1024           # dL/dW: pixels per chunk (the chunk's rows stay in the L1 cache)
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _grad_weight(x, grad_y, kh, ph, pw, partial, bias_partial, t0, t1):
     """partial[n, o, c, u, v] = sum_q g_wide[n, o, q] x_pad_flat[n, c, u WP + v + q] for the
-    examples n in [t0, t1) (KW = 3), and bias_partial[n, o] = the sum of g[n, o] (float64),
-    taken while g's rows are copied.  The sums are reassociable ('reassoc'), so that the
-    compiler may spread them over the vector lanes."""
+    tasks t in [t0, t1): example n = t // groups, output channels GRAD_CHANNELS (t % groups)
+    on (KW = 3); and bias_partial[n, o] = the sum of g[n, o] (float64), taken while g's rows
+    are copied.  The sums are reassociable ('reassoc'), so that the compiler may spread them
+    over the vector lanes."""
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     o_, oh, ow = grad_y.shape[1], grad_y.shape[2], grad_y.shape[3]
     wp, hp = ow + 2, oh + kh - 1                   # the padded plane the windows read
     size = oh * wp
     planes = np.zeros((c_, hp * wp + 2), x.dtype)  # x_pad flat, 2 slack: the last window
-    wide = np.zeros((2, size), grad_y.dtype)       # two planes of g, rows widened by zeros
+    wide = np.zeros((GRAD_CHANNELS, size), grad_y.dtype)   # planes of g, rows widened by 0s
     zero = np.zeros(1, grad_y.dtype)[0]            # the sums in g's dtype
-    for n in range(t0, t1):
-        for c in range(c_):                        # x_pad[n, c]: its border stays zero
-            plane = planes[c]
-            for h in range(h_):
-                start, row = (h + ph) * wp + pw, x[n, c, h]
-                for j in range(w_):
-                    plane[start + j] = row[j]
-        for o in range(0, o_, 2):
-            o1 = min(o + 1, o_ - 1)                # an odd O: the last channel twice
-            g0, g1 = wide[0], wide[1]
-            b0 = b1 = 0.0
+    sums = np.empty((GRAD_CHANNELS, c_, kh, 3), grad_y.dtype)
+    groups = (o_ + GRAD_CHANNELS - 1) // GRAD_CHANNELS
+    copied = -1
+    for t in range(t0, t1):
+        n, o = t // groups, t % groups * GRAD_CHANNELS
+        if n != copied:
+            for c in range(c_):                    # x_pad[n, c]: its border stays zero
+                plane = planes[c]
+                for h in range(h_):
+                    start, row = (h + ph) * wp + pw, x[n, c, h]
+                    for j in range(w_):
+                        plane[start + j] = row[j]
+            copied = n
+        for k in range(GRAD_CHANNELS):             # past O: the last channel again, not kept
+            channel, g = min(o + k, o_ - 1), wide[k]
+            total = 0.0
             for i in range(oh):
-                row0, row1 = grad_y[n, o, i], grad_y[n, o1, i]
+                row = grad_y[n, channel, i]
                 for j in range(ow):
-                    g0[i * wp + j], g1[i * wp + j] = row0[j], row1[j]
-                    b0 += np.float64(row0[j])
-                    b1 += np.float64(row1[j])
-            bias_partial[n, o], bias_partial[n, o1] = b0, b1
+                    g[i * wp + j] = row[j]
+                    total += np.float64(row[j])
+            bias_partial[n, channel] = total
+        sums[:] = zero
+        for q0 in range(0, size, CHUNK):
+            q1 = min(q0 + CHUNK, size)
+            # Slices that start at the chunk, indexed from 0: the same loop over
+            # range(q0, q1) on whole rows ran 4x slower.
+            g0, g1, g2, g3 = wide[0, q0:q1], wide[1, q0:q1], wide[2, q0:q1], wide[3, q0:q1]
             for c in range(c_):
                 for u in range(kh):
-                    window = planes[c, u * wp:u * wp + size + 2]
+                    window = planes[c, u * wp + q0:u * wp + q1 + 2]
                     s00 = s01 = s02 = s10 = s11 = s12 = zero
-                    for q in range(size):
+                    s20 = s21 = s22 = s30 = s31 = s32 = zero
+                    for q in range(q1 - q0):
                         x0, x1, x2 = window[q], window[q + 1], window[q + 2]
-                        a0, a1 = g0[q], g1[q]
+                        a0, a1, a2, a3 = g0[q], g1[q], g2[q], g3[q]
                         s00 += a0 * x0
                         s01 += a0 * x1
                         s02 += a0 * x2
                         s10 += a1 * x0
                         s11 += a1 * x1
                         s12 += a1 * x2
-                    partial[n, o, c, u, 0], partial[n, o, c, u, 1] = s00, s01
-                    partial[n, o, c, u, 2] = s02
-                    partial[n, o1, c, u, 0], partial[n, o1, c, u, 1] = s10, s11
-                    partial[n, o1, c, u, 2] = s12
+                        s20 += a2 * x0
+                        s21 += a2 * x1
+                        s22 += a2 * x2
+                        s30 += a3 * x0
+                        s31 += a3 * x1
+                        s32 += a3 * x2
+                    for k, d0, d1, d2 in ((0, s00, s01, s02), (1, s10, s11, s12),
+                                          (2, s20, s21, s22), (3, s30, s31, s32)):
+                        sums[k, c, u, 0] += d0
+                        sums[k, c, u, 1] += d1
+                        sums[k, c, u, 2] += d2
+        for k in range(min(GRAD_CHANNELS, o_ - o)):
+            partial[n, o + k] = sums[k]
 
 
 def conv2d_backward_weight(grad_y, x, weight_shape, padding):
@@ -196,7 +227,8 @@ def weight_and_bias_grad(grad_y, x, weight_shape, padding):
     n = x.shape[0]
     partial = np.empty((n,) + tuple(weight_shape), grad_y.dtype)
     bias_partial = np.empty((n, weight_shape[0]))
-    run(_grad_weight, n, grad_y.size * weight_shape[1] * weight_shape[2] * 3, x, grad_y,
-        weight_shape[2], padding[0], padding[1], partial, bias_partial)
+    groups = -(-weight_shape[0] // GRAD_CHANNELS)
+    run(_grad_weight, n * groups, grad_y.size * weight_shape[1] * weight_shape[2] * 3, x,
+        grad_y, weight_shape[2], padding[0], padding[1], partial, bias_partial)
     return (partial.sum(axis=0, dtype=np.float64).astype(grad_y.dtype),
             bias_partial.sum(axis=0).astype(grad_y.dtype))
