@@ -193,18 +193,11 @@ def _grad_weight(x, grad_y, kh, ph, pw, partial, bias_partial, t0, t1):
                     for q in range(q1 - q0):
                         x0, x1, x2 = window[q], window[q + 1], window[q + 2]
                         a0, a1, a2, a3 = g0[q], g1[q], g2[q], g3[q]
-                        s00 += a0 * x0
-                        s01 += a0 * x1
-                        s02 += a0 * x2
-                        s10 += a1 * x0
-                        s11 += a1 * x1
-                        s12 += a1 * x2
-                        s20 += a2 * x0
-                        s21 += a2 * x1
-                        s22 += a2 * x2
-                        s30 += a3 * x0
-                        s31 += a3 * x1
-                        s32 += a3 * x2
+                        # s[k][v] += g[o + k, q] x_pad[c, u WP + v + q]
+                        s00, s01, s02 = s00 + a0 * x0, s01 + a0 * x1, s02 + a0 * x2
+                        s10, s11, s12 = s10 + a1 * x0, s11 + a1 * x1, s12 + a1 * x2
+                        s20, s21, s22 = s20 + a2 * x0, s21 + a2 * x1, s22 + a2 * x2
+                        s30, s31, s32 = s30 + a3 * x0, s31 + a3 * x1, s32 + a3 * x2
                     for k, d0, d1, d2 in ((0, s00, s01, s02), (1, s10, s11, s12),
                                           (2, s20, s21, s22), (3, s30, s31, s32)):
                         sums[k, c, u, 0] += d0
