@@ -12,7 +12,7 @@ Peak memory is measured in a fresh subprocess per framework: the high-water mark
 resident set (VmHWM) during 2 warm-up steps on a batch of 8 and 4 steps on the real batch,
 minus the resident set before the first, once the models and the batches exist
 (``rss_peak_mb``). That includes what the first steps load: tinynet's compiled Numba
-kernels from their cache, about 150 MiB (PyTorch loads most of its kernels at import). So
+kernels from their cache, about 170 MiB (PyTorch loads most of its kernels at import). So
 two more figures: the same peak minus the resident set after the warm-up
 (``after_warm_up_mb``: the real batch's step, most code loaded), and the whole process's
 peak, the libraries included. For tinynet also the tracemalloc peak of one more step's
