@@ -46,6 +46,52 @@ def test_winograd_matches_reference_float64(case, rng):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_weight_gradient_with_v_channels_last_matches_reference(case, rng, monkeypatch):
+    """dL/dW with V stored (16, B, C) (winograd.CHANNELS_LAST_C, set here to the case's C):
+    the reference's dL/dW and dL/db (float64, odd sizes, padding 0-2)."""
+    (x, weight, grad_y), padding = problem(case, np.float64, rng)
+    monkeypatch.setattr(winograd, "CHANNELS_LAST_C", x.shape[1])
+    geometry = ((1, 1), padding, (1, 1), 1)
+    _, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry, need_x=False,
+                                                 need_b=True)
+    want = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
+    np.testing.assert_allclose(grad_w, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_channels_last_input_transform_is_the_input_transform_transposed(case, rng):
+    """_input_tiles_channels_last writes V[k, t, c] = _input_tiles' V[k, c, t], bitwise, for
+    blocks of tile rows that start inside an example, span several, or hold one row."""
+    (x, _, _), padding = problem(case, np.float32, rng)
+    _, _, th, tw = winograd._tiles(x.shape, padding)
+    rows = x.shape[0] * th
+    for r0, r1 in [(0, rows), (0, 1), (rows - 1, rows), (th // 2, min(rows, th + 1))]:
+        if r1 <= r0:
+            continue
+        size = (r1 - r0) * tw
+        v = np.full((16, x.shape[1], size), np.nan, np.float32)
+        v_last = np.full((16, size, x.shape[1]), np.nan, np.float32)
+        winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
+        winograd._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
+        np.testing.assert_array_equal(v_last, v.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("c, channels_last", [(16, False), (32, True), (64, False)])
+def test_dw_stores_v_channels_last_at_the_measured_width_only(c, channels_last, rng,
+                                                              monkeypatch):
+    """The layout rule (winograd.CHANNELS_LAST_C): measured faster at C = 32 only."""
+    calls = []
+    kernel = winograd._input_tiles_channels_last
+    monkeypatch.setattr(winograd, "_input_tiles_channels_last",
+                        lambda *args: calls.append(1) or kernel(*args))
+    x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
+    grad_y = rng.standard_normal((2, 8, 8, 8)).astype(np.float32)
+    winograd.conv2d_backward_weight(grad_y, x, (8, c, 3, 3), (1, 1), (1, 1), (1, 1), 1)
+    assert bool(calls) == channels_last
+
+
 @pytest.mark.parametrize("case", CASES[:4] + [(4, 32, 16, 16, 16, (1, 1))])
 def test_winograd_float32_error_is_near_im2col(case, rng):
     """Both fast kernels in float32 against the float64 reference: the transforms add and
@@ -142,17 +188,22 @@ def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
                 assert (chosen in either) == expected, (x_shape, w_shape, name)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("tiles, threads", [(1, 2), (3, 2), (5, 3), (7, 1), (10 ** 6, 2)])
-def test_blocks_of_any_size_give_the_reference(tiles, threads, rng, monkeypatch):
+def test_blocks_of_any_size_give_the_reference(tiles, threads, channels_last, rng,
+                                               monkeypatch):
     """The tiles go through the transforms and products a block of tile rows at a time, the
     blocks shared among the kernel threads: blocks that end inside an example or hold
     several, a last block shorter than the others, more threads than blocks, and one block
-    for everything all give the reference's three products (float64, odd and even sizes)."""
+    for everything all give the reference's three products (float64, odd and even sizes),
+    with dL/dW's V in either layout."""
     monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles)
     monkeypatch.setattr(winograd, "TILES_PER_WEIGHT_BLOCK", tiles)
+    monkeypatch.setattr(winograd, "TILES_PER_CHANNELS_LAST_BLOCK", tiles)
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
     for case in [(3, 4, 9, 8, 5, (1, 1)), (2, 3, 7, 11, 2, (0, 2)), (5, 2, 4, 4, 3, (2, 0))]:
         (x, weight, grad_y), padding = problem(case, np.float64, rng)
+        monkeypatch.setattr(winograd, "CHANNELS_LAST_C", x.shape[1] if channels_last else -1)
         for got, want in zip(three_products(winograd, x, weight, grad_y, padding),
                              three_products(reference, x, weight, grad_y, padding)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

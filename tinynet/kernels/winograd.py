@@ -130,7 +130,8 @@ def faster(function_name, x_shape, weight_shape, padding):
 # Every tile array is (16, channels, tiles), so that each transform reads or writes 16
 # contiguous runs per channel; in this layout the output transform ran 1.3x-1.6x faster than
 # with M (16, B, O), and the products M[k] = U[k] V[k] as fast as V[k]^T U[k]^T (0.75x
-# with only 32 output channels).  The 16 slabs of V and M start 320 bytes apart modulo
+# with only 32 output channels).  (One exception: dL/dW's V at C = 32 is (16, tiles, C),
+# see _weight_grad_blocks.)  The 16 slabs of V and M start 320 bytes apart modulo
 # 4 KiB (``_slabs``): slabs of a multiple of 4 KiB put the 16 write streams on the same
 # cache sets, and the transforms ran 2-3x slower for it.
 
@@ -186,6 +187,53 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                                               (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
                         out[k, tj], out[k + 1, tj] = g0 - g2, g1 + g2
                         out[k + 2, tj], out[k + 3, tj] = g2 - g1, g1 - g3
+
+
+@njit(cache=True, nogil=True)
+def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
+    """v[k, (r - r0) TW + tj, c] = (B^T d B)[k]: _input_tiles with V as (16, B, C), the
+    layout in which OpenBLAS runs dL/dW's narrow products fastest (_weight_grad_blocks).
+    Each example's rows of the block are copied channels last into a zero-bordered buffer
+    (rows, WP, C), then every tile's 16 values are written as runs of C."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    wp = 2 * tw + 2
+    cols = min(w_, wp - pw)
+    rows = np.empty((2 * min(r1 - r0, th) + 2, wp, c_), x.dtype)
+    for n in range(r0 // th, (r1 - 1) // th + 1):
+        ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
+        top = 2 * ti0 - ph                         # the row of x that rows[0] holds
+        for r in range(2 * (ti1 - ti0) + 2):
+            target, h = rows[r], top + r
+            if h < 0 or h >= h_:                   # padding, or past the last tile's reach
+                target[:] = 0
+                continue
+            target[:pw] = 0
+            target[pw + cols:] = 0
+            for q in range(cols):
+                cell = target[pw + q]
+                for c in range(c_):
+                    cell[c] = x[n, c, h, q]
+        for ti in range(ti0, ti1):
+            i = 2 * (ti - ti0)
+            for tj in range(tw):
+                t, j = (n * th + ti - r0) * tw + tj, 2 * tj
+                a0, a1, a2, a3 = rows[i, j], rows[i, j + 1], rows[i, j + 2], rows[i, j + 3]
+                b0, b1, b2, b3 = (rows[i + 1, j], rows[i + 1, j + 1], rows[i + 1, j + 2],
+                                  rows[i + 1, j + 3])
+                e0, e1, e2, e3 = (rows[i + 2, j], rows[i + 2, j + 1], rows[i + 2, j + 2],
+                                  rows[i + 2, j + 3])
+                f0, f1, f2, f3 = (rows[i + 3, j], rows[i + 3, j + 1], rows[i + 3, j + 2],
+                                  rows[i + 3, j + 3])
+                for c in range(c_):
+                    # B^T d: the rows combined, per column; then (B^T d) B, per row
+                    p0, p1, p2, p3 = a0[c] - e0[c], a1[c] - e1[c], a2[c] - e2[c], a3[c] - e3[c]
+                    q0, q1, q2, q3 = b0[c] + e0[c], b1[c] + e1[c], b2[c] + e2[c], b3[c] + e3[c]
+                    s0, s1, s2, s3 = e0[c] - b0[c], e1[c] - b1[c], e2[c] - b2[c], e3[c] - b3[c]
+                    u0, u1, u2, u3 = b0[c] - f0[c], b1[c] - f1[c], b2[c] - f2[c], b3[c] - f3[c]
+                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
+                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
+                        v[k, t, c], v[k + 1, t, c] = g0 - g2, g1 + g2
+                        v[k + 2, t, c], v[k + 3, t, c] = g2 - g1, g1 - g3
 
 
 @njit(cache=True, nogil=True)
@@ -306,6 +354,8 @@ def _kernel_grad_tiles(du, grad_w):
 
 TILES_PER_BLOCK = 256           # forward and dL/dx: V and M of one block stay in the cache
 TILES_PER_WEIGHT_BLOCK = 1024   # dL/dW: its products' inner dimension is the block
+CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks)
+TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
 
 def _tiles(x_shape, padding):
@@ -417,15 +467,26 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1)
     block_du = np.empty_like(du)
     for r0, r1 in blocks[b0:b1]:
         size = (r1 - r0) * tw
-        v = _slabs(c, size, x.dtype, "winograd_v")              # (16, C, B)
         dm = _slabs(o, size, x.dtype, "winograd_m")             # (16, O, B)
-        _input_tiles(x, ph, pw, th, tw, r0, r1, v)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
         # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
         # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
         # layers of every model here (one thread, blocks of 1024 tiles; with C > O the other
-        # one won by about as much, RESULTS.md, 2026-12-05).
-        np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
+        # one won by about as much, RESULTS.md, 2026-12-05).  With V stored (16, B, C),
+        # OpenBLAS runs the narrow ones 1.5x-2x faster (64 x 32: 139 against 75 GFLOP/s),
+        # but the transform that writes that layout is no faster than _input_tiles (1.3x-
+        # 1.5x slower on 224x224 planes).  The two together won only at C = 32: dL/dW
+        # 1.12x-1.30x, the reference CNN's step 1.03x; C = 16 and 24 lost (0.87x-1.05x),
+        # C = 40 and 64 came out even (0.91x-1.09x), C >= 128 lost (0.84x-0.90x)
+        # (2-core Intel Xeon, 2026-12-06, alternated in one process).
+        if c == CHANNELS_LAST_C:
+            v = _slabs(size, c, x.dtype, "winograd_v")          # (16, B, C)
+            _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
+            np.matmul(dm, v, out=block_du)
+        else:
+            v = _slabs(c, size, x.dtype, "winograd_v")          # (16, C, B)
+            _input_tiles(x, ph, pw, th, tw, r0, r1, v)
+            np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
         du += block_du
     partial_sums.append((du, bias_sums))
 
@@ -445,7 +506,9 @@ def _weight_and_bias_grad(grad_y, x, weight_shape, padding):
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
     _, _, th, tw = _tiles(x.shape, padding)
-    blocks = _blocks(n, th, tw, TILES_PER_WEIGHT_BLOCK)
+    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if x.shape[1] == CHANNELS_LAST_C
+                 else TILES_PER_WEIGHT_BLOCK)
+    blocks = _blocks(n, th, tw, per_block)
     partial_sums = []                        # one ((16, O, C), (O,)) per thread
     _run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th, tw,
                 partial_sums)
