@@ -10,7 +10,7 @@ from tinynet import kernels
 from tinynet.kernels import reference
 
 pytest.importorskip("numba")
-from tinynet.kernels import cpu_numba, winograd  # noqa: E402
+from tinynet.kernels import cpu_numba, winograd, winograd_weight  # noqa: E402
 
 GEOMETRY = ((1, 1), None, (1, 1), 1)    # stride, padding (per case), dilation, groups
 
@@ -48,10 +48,10 @@ def test_winograd_matches_reference_float64(case, rng):
 
 @pytest.mark.parametrize("case", CASES)
 def test_weight_gradient_with_v_channels_last_matches_reference(case, rng, monkeypatch):
-    """dL/dW with V stored (16, B, C) (winograd.CHANNELS_LAST_C, set here to the case's C):
+    """dL/dW with V stored (16, B, C) (winograd_weight.CHANNELS_LAST_C, set here to the case's C):
     the reference's dL/dW and dL/db (float64, odd sizes, padding 0-2)."""
     (x, weight, grad_y), padding = problem(case, np.float64, rng)
-    monkeypatch.setattr(winograd, "CHANNELS_LAST_C", x.shape[1])
+    monkeypatch.setattr(winograd_weight, "CHANNELS_LAST_C", x.shape[1])
     geometry = ((1, 1), padding, (1, 1), 1)
     _, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry, need_x=False,
                                                  need_b=True)
@@ -74,17 +74,17 @@ def test_channels_last_input_transform_is_the_input_transform_transposed(case, r
         v = np.full((16, x.shape[1], size), np.nan, np.float32)
         v_last = np.full((16, size, x.shape[1]), np.nan, np.float32)
         winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
-        winograd._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
+        winograd_weight._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
         np.testing.assert_array_equal(v_last, v.transpose(0, 2, 1))
 
 
 @pytest.mark.parametrize("c, channels_last", [(16, False), (32, True), (64, False)])
 def test_dw_stores_v_channels_last_at_the_measured_width_only(c, channels_last, rng,
                                                               monkeypatch):
-    """The layout rule (winograd.CHANNELS_LAST_C): measured faster at C = 32 only."""
+    """The layout rule (winograd_weight.CHANNELS_LAST_C): measured faster at C = 32 only."""
     calls = []
-    kernel = winograd._input_tiles_channels_last
-    monkeypatch.setattr(winograd, "_input_tiles_channels_last",
+    kernel = winograd_weight._input_tiles_channels_last
+    monkeypatch.setattr(winograd_weight, "_input_tiles_channels_last",
                         lambda *args: calls.append(1) or kernel(*args))
     x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
     grad_y = rng.standard_normal((2, 8, 8, 8)).astype(np.float32)
@@ -198,12 +198,13 @@ def test_blocks_of_any_size_give_the_reference(tiles, threads, channels_last, rn
     for everything all give the reference's three products (float64, odd and even sizes),
     with dL/dW's V in either layout."""
     monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles)
-    monkeypatch.setattr(winograd, "TILES_PER_WEIGHT_BLOCK", tiles)
-    monkeypatch.setattr(winograd, "TILES_PER_CHANNELS_LAST_BLOCK", tiles)
+    monkeypatch.setattr(winograd_weight, "TILES_PER_WEIGHT_BLOCK", tiles)
+    monkeypatch.setattr(winograd_weight, "TILES_PER_CHANNELS_LAST_BLOCK", tiles)
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
     for case in [(3, 4, 9, 8, 5, (1, 1)), (2, 3, 7, 11, 2, (0, 2)), (5, 2, 4, 4, 3, (2, 0))]:
         (x, weight, grad_y), padding = problem(case, np.float64, rng)
-        monkeypatch.setattr(winograd, "CHANNELS_LAST_C", x.shape[1] if channels_last else -1)
+        monkeypatch.setattr(winograd_weight, "CHANNELS_LAST_C",
+                            x.shape[1] if channels_last else -1)
         for got, want in zip(three_products(winograd, x, weight, grad_y, padding),
                              three_products(reference, x, weight, grad_y, padding)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
@@ -296,8 +297,8 @@ def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
     """A layer the rule sends to Winograd, through F.conv2d with bias, forward and backward,
     against the same layer under 'numba' (im2col, itself tested against the reference)."""
     calls = []
-    original = winograd._weight_and_bias_grad
-    monkeypatch.setattr(winograd, "_weight_and_bias_grad",
+    original = winograd_weight.weight_and_bias_grad
+    monkeypatch.setattr(winograd_weight, "weight_and_bias_grad",
                         lambda *a, **k: calls.append(a[-1]) or original(*a, **k))
     x = rng.standard_normal((2, 48, 40, 39)).astype(dtype)   # 2 x 40 x 39 x 48 > 2^17
     weight = (rng.standard_normal((50, 48, 3, 3)) / 20).astype(dtype)
@@ -343,7 +344,7 @@ def test_bias_gradient_is_summed_in_the_weight_pass(tiles, threads, rng, monkeyp
     """dL/db comes out of dL/dW's pass (each dL/dy tile summed as it is transformed): the
     plain sum of dL/dy, for odd sizes, any block size and thread count; and F.conv2d with
     bias under Winograd makes no separate bias pass."""
-    monkeypatch.setattr(winograd, "TILES_PER_WEIGHT_BLOCK", tiles)
+    monkeypatch.setattr(winograd_weight, "TILES_PER_WEIGHT_BLOCK", tiles)
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
     x, weight = rng.standard_normal((3, 4, 7, 9)), rng.standard_normal((5, 4, 3, 3))
     grad_y = rng.standard_normal((3, 5, 7, 9))

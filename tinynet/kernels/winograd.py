@@ -51,9 +51,8 @@ they stay in the cache (see "Blocks" below).
 Backward.  dL/dx is the "full" correlation of dL/dy with the kernel flipped in both axes and
 its channel axes swapped, padding 2 - P: the same algorithm, run on dL/dy.  dL/dW is the
 adjoint of the forward: dM = A dL/dY A^T per tile, dU[k] = V[k] dM[k]^T summed over tiles
-(16 products whose inner dimension is the tiles), dL/dg = G^T dU G.  The flipped kernel's
-transform is U's, permuted (_FLIPPED), and dL/dW transforms x again block by block rather
-than keeping the forward's V (4x x's size) to read back from memory.
+(16 products whose inner dimension is the tiles), dL/dg = G^T dU G: winograd_weight.py.
+The flipped kernel's transform is U's, permuted (_FLIPPED).
 
 Accuracy: the transforms add and subtract inputs (and halve kernel values); the float32
 error measured 0.3x-1.7x im2col's (benchmarks/RESULTS.md; the tests allow 4x).  The larger
@@ -131,7 +130,7 @@ def faster(function_name, x_shape, weight_shape, padding):
 # contiguous runs per channel; in this layout the output transform ran 1.3x-1.6x faster than
 # with M (16, B, O), and the products M[k] = U[k] V[k] as fast as V[k]^T U[k]^T (0.75x
 # with only 32 output channels).  (One exception: dL/dW's V at C = 32 is (16, tiles, C),
-# see _weight_grad_blocks.)  The 16 slabs of V and M start 320 bytes apart modulo
+# see winograd_weight.py.)  The 16 slabs of V and M start 320 bytes apart modulo
 # 4 KiB (``_slabs``): slabs of a multiple of 4 KiB put the 16 write streams on the same
 # cache sets, and the transforms ran 2-3x slower for it.
 
@@ -190,53 +189,6 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
 
 
 @njit(cache=True, nogil=True)
-def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
-    """v[k, (r - r0) TW + tj, c] = (B^T d B)[k]: _input_tiles with V as (16, B, C), the
-    layout in which OpenBLAS runs dL/dW's narrow products fastest (_weight_grad_blocks).
-    Each example's rows of the block are copied channels last into a zero-bordered buffer
-    (rows, WP, C), then every tile's 16 values are written as runs of C."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
-    wp = 2 * tw + 2
-    cols = min(w_, wp - pw)
-    rows = np.empty((2 * min(r1 - r0, th) + 2, wp, c_), x.dtype)
-    for n in range(r0 // th, (r1 - 1) // th + 1):
-        ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-        top = 2 * ti0 - ph                         # the row of x that rows[0] holds
-        for r in range(2 * (ti1 - ti0) + 2):
-            target, h = rows[r], top + r
-            if h < 0 or h >= h_:                   # padding, or past the last tile's reach
-                target[:] = 0
-                continue
-            target[:pw] = 0
-            target[pw + cols:] = 0
-            for q in range(cols):
-                cell = target[pw + q]
-                for c in range(c_):
-                    cell[c] = x[n, c, h, q]
-        for ti in range(ti0, ti1):
-            i = 2 * (ti - ti0)
-            for tj in range(tw):
-                t, j = (n * th + ti - r0) * tw + tj, 2 * tj
-                a0, a1, a2, a3 = rows[i, j], rows[i, j + 1], rows[i, j + 2], rows[i, j + 3]
-                b0, b1, b2, b3 = (rows[i + 1, j], rows[i + 1, j + 1], rows[i + 1, j + 2],
-                                  rows[i + 1, j + 3])
-                e0, e1, e2, e3 = (rows[i + 2, j], rows[i + 2, j + 1], rows[i + 2, j + 2],
-                                  rows[i + 2, j + 3])
-                f0, f1, f2, f3 = (rows[i + 3, j], rows[i + 3, j + 1], rows[i + 3, j + 2],
-                                  rows[i + 3, j + 3])
-                for c in range(c_):
-                    # B^T d: the rows combined, per column; then (B^T d) B, per row
-                    p0, p1, p2, p3 = a0[c] - e0[c], a1[c] - e1[c], a2[c] - e2[c], a3[c] - e3[c]
-                    q0, q1, q2, q3 = b0[c] + e0[c], b1[c] + e1[c], b2[c] + e2[c], b3[c] + e3[c]
-                    s0, s1, s2, s3 = e0[c] - b0[c], e1[c] - b1[c], e2[c] - b2[c], e3[c] - b3[c]
-                    u0, u1, u2, u3 = b0[c] - f0[c], b1[c] - f1[c], b2[c] - f2[c], b3[c] - f3[c]
-                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
-                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        v[k, t, c], v[k + 1, t, c] = g0 - g2, g1 + g2
-                        v[k + 2, t, c], v[k + 3, t, c] = g2 - g1, g1 - g3
-
-
-@njit(cache=True, nogil=True)
 def _output_tiles(m, th, tw, r0, r1, bias, y):
     """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] + bias[o] with M = m[:, o, (r - r0) TW
     + tj] for the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW
@@ -274,41 +226,6 @@ def _output_tiles(m, th, tw, r0, r1, bias, y):
 
 
 @njit(cache=True, nogil=True)
-def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
-    """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
-    [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
-    of _output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64): dL/db,
-    since the tiles cover dL/dy once."""
-    oh, ow = gy.shape[2], gy.shape[3]
-    odd = oh < 2 * th or ow < 2 * tw
-    plane = np.zeros((2 * th, 2 * tw), gy.dtype)       # odd sizes: dY zero past OH, OW
-    for o in range(gy.shape[1]):
-        total = 0.0
-        for n in range(r0 // th, (r1 - 1) // th + 1):
-            ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-            source = gy[n, o]
-            if odd:
-                for h in range(2 * ti0, min(2 * ti1, oh)):
-                    for q in range(ow):
-                        plane[h, q] = source[h, q]
-                source = plane
-            for ti in range(ti0, ti1):
-                e0, e1 = source[2 * ti], source[2 * ti + 1]
-                t = (n * th + ti - r0) * tw
-                out = dm[:, o, t:t + tw]             # (16, TW)
-                for tj in range(tw):
-                    e00, e01, e10, e11 = e0[2 * tj], e0[2 * tj + 1], e1[2 * tj], e1[2 * tj + 1]
-                    total += (np.float64(e00) + np.float64(e01)) + (np.float64(e10)
-                                                                    + np.float64(e11))
-                    # A dY: rows (1, 0), (1, 1), (1, -1), (0, -1) of A; then (.) A^T per row
-                    for a, f0, f1 in ((0, e00, e01), (1, e00 + e10, e01 + e11),
-                                      (2, e00 - e10, e01 - e11), (3, -e10, -e11)):
-                        out[4 * a, tj], out[4 * a + 1, tj] = f0, f0 + f1
-                        out[4 * a + 2, tj], out[4 * a + 3, tj] = f0 - f1, -f1
-        bias_sums[o] += total
-
-
-@njit(cache=True, nogil=True)
 def _kernel_tiles(w, u):
     """u[4 a + b, o, c] = (G g G^T)[a, b], g = w[o, c] (float64 inside).  G's rows are
     (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2), (0, 0, 1)."""
@@ -329,33 +246,9 @@ def _kernel_tiles(w, u):
                 u[4 * a + 3, o, c] = h2
 
 
-@njit(cache=True, nogil=True)
-def _kernel_grad_tiles(du, grad_w):
-    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, o, c] (float64 inside): the adjoint
-    of _kernel_tiles."""
-    o_, c_ = grad_w.shape[:2]
-    half = np.empty((3, 4))
-    for o in range(o_):                   # o outer: du[k, o, :] and grad_w[o] in order
-        for c in range(c_):
-            for b in range(4):            # G^T dU: columns b, the rows combined
-                d0, d1 = np.float64(du[b, o, c]), np.float64(du[4 + b, o, c])
-                d2, d3 = np.float64(du[8 + b, o, c]), np.float64(du[12 + b, o, c])
-                half[0, b] = d0 + (d1 + d2) * 0.5
-                half[1, b] = (d1 - d2) * 0.5
-                half[2, b] = (d1 + d2) * 0.5 + d3
-            for u_ in range(3):           # (G^T dU) G: per row, the columns combined
-                e0, e1, e2, e3 = half[u_, 0], half[u_, 1], half[u_, 2], half[u_, 3]
-                grad_w[o, c, u_, 0] = e0 + (e1 + e2) * 0.5
-                grad_w[o, c, u_, 1] = (e1 - e2) * 0.5
-                grad_w[o, c, u_, 2] = (e1 + e2) * 0.5 + e3
-
-
 # ---- the kernel interface ------------------------------------------------------------------
 
 TILES_PER_BLOCK = 256           # forward and dL/dx: V and M of one block stay in the cache
-TILES_PER_WEIGHT_BLOCK = 1024   # dL/dW: its products' inner dimension is the block
-CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks)
-TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
 
 def _tiles(x_shape, padding):
@@ -459,70 +352,11 @@ def _input_grad(grad_y, u, padding):
     return _forward(grad_y, u_flipped, (2 - padding[0], 2 - padding[1]))
 
 
-def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1):
-    """dU and dL/db summed over blocks b0 .. b1 - 1, appended to ``partial_sums``."""
-    o, c = grad_y.shape[1], x.shape[1]
-    du = np.zeros((16, o, c), grad_y.dtype)
-    bias_sums = np.zeros(o)
-    block_du = np.empty_like(du)
-    for r0, r1 in blocks[b0:b1]:
-        size = (r1 - r0) * tw
-        dm = _slabs(o, size, x.dtype, "winograd_m")             # (16, O, B)
-        _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
-        # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
-        # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
-        # layers of every model here (one thread, blocks of 1024 tiles; with C > O the other
-        # one won by about as much, RESULTS.md, 2026-12-05).  With V stored (16, B, C),
-        # OpenBLAS runs the narrow ones 1.5x-2x faster (64 x 32: 139 against 75 GFLOP/s),
-        # but the transform that writes that layout is no faster than _input_tiles (1.3x-
-        # 1.5x slower on 224x224 planes).  The two together won only at C = 32: dL/dW
-        # 1.12x-1.30x, the reference CNN's step 1.03x; C = 16 and 24 lost (0.87x-1.05x),
-        # C = 40 and 64 came out even (0.91x-1.09x), C >= 128 lost (0.84x-0.90x)
-        # (2-core Intel Xeon, 2026-12-06, alternated in one process).
-        if c == CHANNELS_LAST_C:
-            v = _slabs(size, c, x.dtype, "winograd_v")          # (16, B, C)
-            _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(dm, v, out=block_du)
-        else:
-            v = _slabs(c, size, x.dtype, "winograd_v")          # (16, C, B)
-            _input_tiles(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
-        du += block_du
-    partial_sums.append((du, bias_sums))
-
-
-def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
-                           saved=None):
-    """dL/dg = G^T dU G with dU[k] = V[k] dM[k]^T summed over tiles (the forward's adjoint;
-    products with a long inner dimension, the tiles), a block of tiles at a time: V from x,
-    dM from dL/dy.  ``saved`` (the forward's U) is not needed here."""
-    return _weight_and_bias_grad(grad_y, x, weight_shape, padding)[0]
-
-
-def _weight_and_bias_grad(grad_y, x, weight_shape, padding):
-    """(dL/dW, dL/db): dL/db summed from dL/dy's tiles as they are transformed, no pass of
-    its own."""
-    grad_y = np.ascontiguousarray(grad_y)
-    x = np.ascontiguousarray(x, dtype=grad_y.dtype)
-    n = x.shape[0]
-    _, _, th, tw = _tiles(x.shape, padding)
-    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if x.shape[1] == CHANNELS_LAST_C
-                 else TILES_PER_WEIGHT_BLOCK)
-    blocks = _blocks(n, th, tw, per_block)
-    partial_sums = []                        # one ((16, O, C), (O,)) per thread
-    _run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th, tw,
-                partial_sums)
-    grad_w = empty(weight_shape, grad_y.dtype)
-    (du, bias_sums), rest = partial_sums[0], partial_sums[1:]
-    _kernel_grad_tiles(sum((more for more, _ in rest), du), grad_w)
-    grad_b = sum((more for _, more in rest), bias_sums).astype(grad_y.dtype)
-    return grad_w, grad_b
-
-
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=None,
                     need_x=True, need_w=True, need_b=False):
     """(dL/dx, dL/dW, dL/db), each None when not needed (kernels.conv2d_backward calls this;
     dL/db comes with dL/dW only); ``saved`` is the forward's U (None: computed again)."""
+    from . import winograd_weight     # dL/dW; it imports this module, so not at the top
     grad_y = np.ascontiguousarray(grad_y)
     grad_x = grad_w = grad_b = None
     if need_x and saved is not None and saved.dtype == grad_y.dtype:
@@ -531,5 +365,14 @@ def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=
         grad_x = conv2d_backward_input(grad_y, weight, x.shape, stride, padding, dilation,
                                        groups)
     if need_w:
-        grad_w, grad_b = _weight_and_bias_grad(grad_y, x, weight.shape, padding)
+        grad_w, grad_b = winograd_weight.weight_and_bias_grad(grad_y, x, weight.shape, padding)
     return grad_x, grad_w, (grad_b if need_b else None)
+
+
+def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, groups,
+                           saved=None):
+    """dL/dW, computed in winograd_weight.py (here beside the other products, for
+    kernels.choose_conv)."""
+    from . import winograd_weight     # it imports this module, so not at the top
+    return winograd_weight.conv2d_backward_weight(grad_y, x, weight_shape, stride, padding,
+                                                  dilation, groups, saved)
