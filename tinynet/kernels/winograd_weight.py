@@ -28,7 +28,7 @@ TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
     """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
     [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
-    of _output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64): dL/db,
+    of winograd._output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64): dL/db,
     since the tiles cover dL/dy once."""
     oh, ow = gy.shape[2], gy.shape[3]
     odd = oh < 2 * th or ow < 2 * tw
@@ -137,7 +137,7 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1)
     block_du = np.empty_like(du)
     for r0, r1 in blocks[b0:b1]:
         size = (r1 - r0) * tw
-        dm = winograd._slabs(o, size, x.dtype, "winograd_m")             # (16, O, B)
+        dm = winograd._slabs(o, size, x.dtype, "winograd_m")    # (16, O, B)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
         # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
         # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
@@ -150,11 +150,11 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1)
         # C = 40 and 64 came out even (0.91x-1.09x), C >= 128 lost (0.84x-0.90x)
         # (2-core Intel Xeon, 2026-12-06, alternated in one process).
         if c == CHANNELS_LAST_C:
-            v = winograd._slabs(size, c, x.dtype, "winograd_v")          # (16, B, C)
+            v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v, out=block_du)
         else:
-            v = winograd._slabs(c, size, x.dtype, "winograd_v")          # (16, C, B)
+            v = winograd._slabs(c, size, x.dtype, "winograd_v")    # (16, C, B)
             winograd._input_tiles(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
         du += block_du
@@ -180,8 +180,8 @@ def weight_and_bias_grad(grad_y, x, weight_shape, padding):
                  else TILES_PER_WEIGHT_BLOCK)
     blocks = winograd._blocks(n, th, tw, per_block)
     partial_sums = []                        # one ((16, O, C), (O,)) per thread
-    winograd._run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th, tw,
-                partial_sums)
+    winograd._run_blocks(_weight_grad_blocks, blocks, grad_y, x, padding[0], padding[1], th,
+                         tw, partial_sums)
     grad_w = empty(weight_shape, grad_y.dtype)
     (du, bias_sums), rest = partial_sums[0], partial_sums[1:]
     _kernel_grad_tiles(sum((more for more, _ in rest), du), grad_w)
