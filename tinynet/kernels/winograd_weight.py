@@ -28,8 +28,8 @@ TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
     """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
     [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
-    of winograd._output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64): dL/db,
-    since the tiles cover dL/dy once."""
+    of winograd._output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64):
+    dL/db, since the tiles cover dL/dy once."""
     oh, ow = gy.shape[2], gy.shape[3]
     odd = oh < 2 * th or ow < 2 * tw
     plane = np.zeros((2 * th, 2 * tw), gy.dtype)       # odd sizes: dY zero past OH, OW
