@@ -39,8 +39,9 @@ cache, where whole planes were read from L2 nine times.
 Measured on the 2-core Intel Xeon (2026-12-05), against im2col with col kept from the
 forward (with two channels a pass and no chunks): 64x3x64x64 -> 32: 1.3x (7.3 against
 9.4 ms), 64x3x128x128 -> 32: 1.5x, 64x8x32x32 -> 16 (K = 72): 1.9x; with C = 16 (K = 144)
-it lost (0.93x), hence the bound on K.  Four channels and the chunks then gave 1.7x-2.1x
-on 32x3x64x64 -> 32, 64x3x64x64 -> 32 and 1x3x224x224 -> 64, 1.16x on 8x8x32x32 -> 16
+it lost (0.93x), hence the bound on K.  Four channels, the chunks and tasks per block of
+channels (so that one example uses both threads) then gave 1.45x-2.05x on 32x3x64x64 -> 32
+and 64x3x64x64 -> 32, 3.3x on 1x3x224x224 -> 64, 1.16x-1.19x on 8x8x32x32 -> 16
 (2026-12-06, alternated in one process).  The im2col forward keeps no col for such layers
 (cpu_numba.conv2d_forward).
 
@@ -139,7 +140,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, save=False, bia
     return y, None
 
 
-GRAD_CHANNELS = 4      # dL/dW: output channels per pass over the pixels
+GRAD_CHANNELS = 4      # dL/dW: output channels per pass over the pixels (written out below)
 CHUNK = 1024           # dL/dW: pixels per chunk (the chunk's rows stay in the L1 cache)
 
 

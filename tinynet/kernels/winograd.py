@@ -58,7 +58,8 @@ Accuracy: the transforms add and subtract inputs (and halve kernel values); the 
 error measured 0.3x-1.7x im2col's (benchmarks/RESULTS.md; the tests allow 4x).  The larger
 F(4x4, 3x3) does 4x fewer multiplications than direct convolution, and its float32 error is
 2x-9x im2col's up to C = 128, more beyond: winograd4.py runs it for the forward of such
-layers; this module computes the rest (every dL/dx and dL/dW, and the wider forwards).
+layers; this module computes the rest (every dL/dx and the wider forwards; dL/dW in
+winograd_weight.py).
 
 Notation as in reference.py; TH, TW = ceil(OH / 2), ceil(OW / 2) tiles per plane, T = TH TW.
 """
