@@ -70,6 +70,23 @@ def test_depthwise_layout_rule():
     assert not numba_depthwise._channels_last((32, 128, 8, 8), fast_planes_kernel=True)
 
 
+@pytest.mark.parametrize("stride, channels_last", [(1, False), (2, True)])
+def test_depthwise_weight_gradient_layout(stride, channels_last, monkeypatch, rng):
+    """dL/dw on 8x8 planes: the planes loop at stride 1, channels last at stride 2."""
+    called = []
+    original = numba_depthwise.cl.backward_weight
+    monkeypatch.setattr(numba_depthwise.cl, "backward_weight",
+                        lambda *args: called.append(1) or original(*args))
+    x, weight = rng.standard_normal((2, 4, 8, 8)), rng.standard_normal((4, 1, 3, 3))
+    grad_y = rng.standard_normal((2, 4, 8 // stride, 8 // stride))
+    got = numba_depthwise.conv2d_backward_weight(grad_y, x, weight.shape, (stride, stride),
+                                                 (1, 1), (1, 1), 4)
+    want = reference.conv2d_backward_weight(grad_y, x, weight.shape, (stride, stride),
+                                            (1, 1), (1, 1), 4)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert bool(called) == channels_last
+
+
 def test_depthwise_dispatch(rng):
     """Numba settings send depthwise 3x3 here; other grouped or dilated convolutions, and
     the plain settings, go elsewhere."""

@@ -15,16 +15,17 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
   column 0 reach the padding); the general loop (_forward) serves other strides and dL/dx
   at stride > 1.
 * channels last (8x8 and smaller, MobileNet's late layers: 4x4 x 256 channels; the forward
-  loop takes 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS): each example
-  transposed to (H, W, C), every output position computing all C channels in one
-  vectorized loop.  Those kernels are in numba_depthwise_cl.py; this module chooses.
+  and dL/dw at stride 1 take 8x8 planes in the planes layout, see CHANNELS_LAST_MAX_PIXELS):
+  each example transposed to (H, W, C), every output position computing all C channels in
+  one vectorized loop.  Those kernels are in numba_depthwise_cl.py; this module chooses.
 
     dL/dx: the forward loop on dL/dy (padding 2 - P) with the kernel flipped, at stride
            S > 1 on dL/dy with S - 1 zeros between its elements (planes layout);
            channels last at stride > 1 (and any P > 2): every output scatters
            w * dL/dy[i, j] back into its window of a padded buffer, whose interior is
            dL/dx
-    dL/dw: nine accumulators per channel over all n, i, j
+    dL/dw: nine sums per plane in one flat loop, dL/dy spread onto the padded plane's
+           grid (planes layout); each example's nine sums per channel (channels last)
 
 Notation as in reference.py.
 """
@@ -251,47 +252,73 @@ def _backward_input(gy, w, sh, sw, ph, pw, gx, t0, t1):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _weight_row(gy, n, c, i, pad, r, step):
-    """sum_j dL/dy[n, c, i, j] pad[r + u, j step + v] for the nine (u, v)."""
-    # float32 zeros: the sums then run in dL/dy's dtype (Numba widens them to float64 for
-    # float64 arrays), and each row's sum is added to float64 totals.  Zeros of 0.0 made
-    # every float32 product a float64 addition (half the SIMD lanes): dL/dw at stride 1
-    # ran 1.6-1.9x slower on 32x32 and 64x64 planes (Intel Xeon, alternated, 2026-12-05).
-    a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = np.float32(0)
-    for j in range(gy.shape[3]):
-        q = j * step
-        gij = gy[n, c, i, j]
-        a00 += gij * pad[r, q]
-        a01 += gij * pad[r, q + 1]
-        a02 += gij * pad[r, q + 2]
-        a10 += gij * pad[r + 1, q]
-        a11 += gij * pad[r + 1, q + 1]
-        a12 += gij * pad[r + 1, q + 2]
-        a20 += gij * pad[r + 2, q]
-        a21 += gij * pad[r + 2, q + 1]
-        a22 += gij * pad[r + 2, q + 2]
-    return (a00, a01, a02, a10, a11, a12, a20, a21, a22)
+def _spread_gradient(gy, n, c, sh, sw, grid):
+    """grid[i SH, j SW] = dL/dy[n, c, i, j]; the cells between are never written (zeroed
+    once by the caller, as for _pad_plane)."""
+    for i in range(gy.shape[2]):
+        for j in range(gy.shape[3]):
+            grid[i * sh, j * sw] = gy[n, c, i, j]
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})     # the 9 sums may use SIMD lanes
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})   # 9 sums in SIMD lanes
 def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
+    """dL/dw[c, 0, u, v] = sum_{n, i, j} dL/dy[n, c, i, j] x_pad[n, c, i SH + u, j SW + v].
+
+    Written as one long loop per plane.  dL/dy is spread onto a grid the size of the padded
+    plane (dL/dy[i, j] at row i SH, column j SW, zeros elsewhere), and both are read as flat
+    rows: grid[p] pairs with pad[p + u W' + v] (W': the padded width) for every p at once,
+    the positions between rows and between strided outputs included (their grid cells are
+    0).  Per row of dL/dy the sums were too short for the SIMD lanes: rows of 8-16 outputs
+    are one AVX-512 vector or less, so each row ended in nine horizontal sums.  The flat
+    loop sums a whole plane into nine vectors first.  At stride S it does S^2 times the
+    multiply-adds (the zeros), and still, against the row sums, 1.5x-2.3x faster at stride
+    1 (8x8 to 64x64 planes) and 1.4x-1.6x at stride 2 (16x16 to 64x64; AMD EPYC Zen 4,
+    alternated, 2026-12-06).  The sums of a plane run in x's dtype, each plane's then added to
+    float64 totals."""
     n_ = x.shape[0]
     oh, ow = gy.shape[2], gy.shape[3]
-    pad = np.zeros(((oh - 1) * sh + 3, (ow - 1) * sw + 3), dtype=x.dtype)   # border: 0
+    rows, width = (oh - 1) * sh + 3, (ow - 1) * sw + 3
+    pad = np.zeros((rows, width), dtype=x.dtype)           # borders: 0 (see _pad_plane)
+    grid = np.zeros((rows, width), dtype=x.dtype)          # between dL/dy's cells: 0
+    row0 = pad.reshape(rows * width)                       # pad[p + u W'] = row_u[p]
+    row1, row2 = row0[width:], row0[2 * width:]
+    flat_grid = grid.reshape(rows * width)
+    length = (oh - 1) * sh * width + (ow - 1) * sw + 1      # through the last output
     sums = np.empty(9, dtype=np.float64)
     for c in range(t0, t1):
         sums[:] = 0
         for n in range(n_):
             _pad_plane_literal(x, n, c, ph, pw, pad)        # 1.2-1.9x over runtime padding
-            for i in range(oh):
-                if sw == 1:                         # literal steps: see _forward_row
-                    row = _weight_row(gy, n, c, i, pad, i * sh, 1)
-                elif sw == 2:
-                    row = _weight_row(gy, n, c, i, pad, i * sh, 2)
-                else:
-                    row = _weight_row(gy, n, c, i, pad, i * sh, sw)
-                for k in range(9):
-                    sums[k] += row[k]
+            if sh == 1 and sw == 1:                        # literal steps: see _forward_row
+                _spread_gradient(gy, n, c, 1, 1, grid)
+            elif sh == 2 and sw == 2:
+                _spread_gradient(gy, n, c, 2, 2, grid)
+            else:
+                _spread_gradient(gy, n, c, sh, sw, grid)
+            # float32 zeros: the sums then run in dL/dy's dtype (Numba widens them to
+            # float64 for float64 arrays).  Zeros of 0.0 made every float32 product a
+            # float64 addition (half the SIMD lanes): 1.6-1.9x slower (Intel Xeon, 2026-12-05).
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = np.float32(0)
+            for p in range(length):
+                g = flat_grid[p]
+                s0 += g * row0[p]
+                s1 += g * row0[p + 1]
+                s2 += g * row0[p + 2]
+                s3 += g * row1[p]
+                s4 += g * row1[p + 1]
+                s5 += g * row1[p + 2]
+                s6 += g * row2[p]
+                s7 += g * row2[p + 1]
+                s8 += g * row2[p + 2]
+            sums[0] += s0
+            sums[1] += s1
+            sums[2] += s2
+            sums[3] += s3
+            sums[4] += s4
+            sums[5] += s5
+            sums[6] += s6
+            sums[7] += s7
+            sums[8] += s8
         for k in range(9):
             gw[c, 0, k // 3, k % 3] = sums[k]
 
@@ -304,7 +331,9 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
 # and dL/dx at stride 1) 1.3x (32x128x8x8) and 2.2x (1x512x8x8) over channels last,
 # forward+backward 1.17x and 1.5x; at stride 2 1.03x and 1.27x.  On 4x4 planes channels
 # last still wins at stride 2 (1.5x) and ties at stride 1 (Intel Xeon, alternated in one
-# process, 2026-12-05).
+# process, 2026-12-05).  dL/dw's flat planes loop (_backward_weight) wins on 8x8 at stride
+# 1 too: 1.2x on 32x128x8x8, even on 1x512x8x8; at stride 2 channels last stays 1.4x
+# faster, and on 4x4 planes 1.6x-2x (AMD EPYC Zen 4, alternated, 2026-12-06).
 CHANNELS_LAST_MAX_PIXELS = 64
 CHANNELS_LAST_MAX_PIXELS_FAST_PLANES = 16
 
@@ -391,7 +420,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
     grad_y = np.ascontiguousarray(grad_y)
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     geometry = (stride[0], stride[1], padding[0], padding[1])
-    if _channels_last(x.shape):
+    if _channels_last(x.shape, fast_planes_kernel=tuple(stride) == (1, 1)):
         per_example = np.empty((x.shape[0], 3, 3, weight_shape[0]), dtype=grad_y.dtype)
         run(cl.backward_weight, x.shape[0], 9 * grad_y.size, grad_y, x, *geometry,
             per_example)
