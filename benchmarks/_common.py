@@ -124,11 +124,18 @@ def machine():
         pass
     if "torch" in sys.modules:
         parts.append(f"torch {sys.modules['torch'].__version__}")
-    blas = [f"{k}={v}" for k, v in os.environ.items()
+    blas = [f"{k}={_shorter(v)}" for k, v in os.environ.items()
             if k.startswith(("OPENBLAS", "OMP_", "MKL_", "NUMBA_"))]
     if blas:
         parts.append("env: " + " ".join(blas))
     return "; ".join(parts)
+
+
+def _shorter(value):
+    """A long feature list (NUMBA_CPU_FEATURES: the host's ~100 LLVM features and
+    tinynet/kernels/jit.py's +prefer-256-bit) as its count and last entry."""
+    features = value.split(",")
+    return value if len(features) <= 4 else f"<{len(features)} features, last {features[-1]}>"
 
 
 def header(title):

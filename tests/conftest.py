@@ -1,10 +1,16 @@
 """Shared fixtures: a seeded random generator and the path to the real data."""
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinynet import kernels
+
+if importlib.util.find_spec("numba") is not None:
+    # Before any test module's pytest.importorskip("numba"): the kernels then compile in the
+    # tests as they do for a user (tinynet/kernels/jit.py sets Numba's vector width first).
+    import tinynet.kernels.jit  # noqa: F401
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

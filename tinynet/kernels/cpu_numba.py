@@ -36,9 +36,9 @@ Notation as in reference.py: N, C, H, W input; O output channels; G groups; KH, 
 SH, SW stride; PH, PW padding; DH, DW dilation; OH, OW output size; P = OH OW.
 """
 import numpy as np
-from numba import njit
 
 from ..geometry import batch_step, conv_output_hw, is_depthwise
+from .jit import njit
 from .numba_pool import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401 (interface)
                          max_pool2d_backward, max_pool2d_forward)
 from . import numba_first_layer

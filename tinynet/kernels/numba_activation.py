@@ -26,8 +26,8 @@ can split them over threads.  Both loops are bound by memory bandwidth: on the d
 backward about 2x faster than the five NumPy passes (12-15 ms against 27 ms, one thread).
 """
 import numpy as np
-from numba import njit
 
+from .jit import njit
 from .numba_threads import run
 from .scratch import empty_like
 

@@ -15,8 +15,8 @@ over the cores.  The sum accumulates each plane in float64, so it may differ fro
 float32 pairwise sum in the last bits (it is the more accurate of the two).
 """
 import numpy as np
-from numba import njit
 
+from .jit import njit
 from .numba_threads import run
 
 

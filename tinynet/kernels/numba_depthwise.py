@@ -30,10 +30,10 @@ hand to BLAS: the loops themselves must be fast.  Two layouts, chosen by plane s
 Notation as in reference.py.
 """
 import numpy as np
-from numba import njit
 
 from ..geometry import conv_output_size
 from . import numba_depthwise_cl as cl
+from .jit import njit
 from .numba_threads import run
 from .scratch import empty
 

@@ -18,7 +18,8 @@ from 0: a loop offset of unknown sign (c0 + c) makes Numba test for negative ind
 the loop, which stops vectorization.
 """
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 def weight_channels_last(weight):

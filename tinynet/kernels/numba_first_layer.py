@@ -48,8 +48,8 @@ and 64x3x64x64 -> 32, 3.3x on 1x3x224x224 -> 64, 1.16x-1.19x on 8x8x32x32 -> 16
 Notation as in reference.py; K = C KH KW, P = OH OW.
 """
 import numpy as np
-from numba import njit
 
+from .jit import njit
 from .numba_threads import run
 from .scratch import empty
 

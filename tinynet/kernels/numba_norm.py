@@ -36,8 +36,8 @@ the SIMD lanes; measured 2-3x slower on the demo's shapes.
 Arrays are viewed as (N, C, L); a (N, C) input is (N, C, 1).
 """
 import numpy as np
-from numba import njit
 
+from .jit import njit
 from .numba_threads import run
 from .scratch import empty_like
 

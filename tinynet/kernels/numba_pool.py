@@ -9,9 +9,9 @@ PyTorch's count_include_pad=True); each sum starts at 0, so an inf or NaN stays 
 own windows.
 """
 import numpy as np
-from numba import njit
 
 from ..geometry import conv_output_hw
+from .jit import njit
 from .numba_threads import run as _run
 from .scratch import empty
 

@@ -64,10 +64,10 @@ winograd_weight.py).
 Notation as in reference.py; TH, TW = ceil(OH / 2), ceil(OW / 2) tiles per plane, T = TH TW.
 """
 import numpy as np
-from numba import njit
 
 from ..geometry import conv_output_hw
 from . import numba_threads
+from .jit import njit
 from .numba_threads import blas_threads_controllable, one_blas_thread, run
 from .scratch import empty, new_buffer, scratch
 

@@ -51,9 +51,9 @@ Notation as in winograd.py; TH, TW = ceil(OH / 4), ceil(OW / 4) tiles per plane.
 from fractions import Fraction
 
 import numpy as np
-from numba import njit
 
 from ..geometry import conv_output_hw
+from .jit import njit
 from .scratch import scratch
 from .winograd import STAGGER_BYTES, copy_rows, run_forward
 

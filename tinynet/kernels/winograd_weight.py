@@ -14,9 +14,9 @@ dL/dy's tiles are transformed (the tiles cover dL/dy once).
 Notation as in reference.py and winograd.py.
 """
 import numpy as np
-from numba import njit
 
 from . import winograd          # its tiles, blocks and input transform
+from .jit import njit
 from .scratch import empty
 
 TILES_PER_WEIGHT_BLOCK = 1024   # dL/dW: its products' inner dimension is the block
