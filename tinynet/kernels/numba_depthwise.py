@@ -268,13 +268,13 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
     plane (dL/dy[i, j] at row i SH, column j SW, zeros elsewhere), and both are read as flat
     rows: grid[p] pairs with pad[p + u W' + v] (W': the padded width) for every p at once,
     the positions between rows and between strided outputs included (their grid cells are
-    0).  Per row of dL/dy the sums were too short for the SIMD lanes: rows of 8-16 outputs
-    are one AVX-512 vector or less, so each row ended in nine horizontal sums.  The flat
-    loop sums a whole plane into nine vectors first.  At stride S it does S^2 times the
-    multiply-adds (the zeros), and still, against the row sums, 1.5x-2.3x faster at stride
-    1 (8x8 to 64x64 planes) and 1.4x-1.6x at stride 2 (16x16 to 64x64; AMD EPYC Zen 4,
-    alternated, 2026-12-06).  The sums of a plane run in x's dtype, each plane's then added to
-    float64 totals."""
+    0).  Summed per row of dL/dy, as before, rows of 8 to 16 outputs filled one or two SIMD
+    registers, and each row ended in nine horizontal sums; the flat loop sums a whole plane
+    into nine vector registers first.  At stride S it does S^2 times the multiply-adds (the
+    zeros), and still, against the row sums: 1.24x-1.99x faster at stride 1 on 16x16 to
+    64x64 planes, 1.16x-1.21x at stride 2, even on one 112x112 plane (AMD EPYC Zen 4,
+    alternated in one process, 2026-12-06).  The sums of a plane run in x's dtype, each
+    plane's then added to float64 totals."""
     n_ = x.shape[0]
     oh, ow = gy.shape[2], gy.shape[3]
     rows, width = (oh - 1) * sh + 3, (ow - 1) * sw + 3
@@ -332,8 +332,9 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
 # forward+backward 1.17x and 1.5x; at stride 2 1.03x and 1.27x.  On 4x4 planes channels
 # last still wins at stride 2 (1.5x) and ties at stride 1 (Intel Xeon, alternated in one
 # process, 2026-12-05).  dL/dw's flat planes loop (_backward_weight) wins on 8x8 at stride
-# 1 too: 1.2x on 32x128x8x8, even on 1x512x8x8; at stride 2 channels last stays 1.4x
-# faster, and on 4x4 planes 1.6x-2x (AMD EPYC Zen 4, alternated, 2026-12-06).
+# 1 too: 1.4x on 32x128x8x8, 1.1x on 1x512x8x8; at stride 2 the two come out even
+# (channels last kept), and on 4x4 planes channels last is 1.4x-1.8x faster (AMD EPYC
+# Zen 4, alternated, 2026-12-06).
 CHANNELS_LAST_MAX_PIXELS = 64
 CHANNELS_LAST_MAX_PIXELS_FAST_PLANES = 16
 
