@@ -30,14 +30,22 @@ def try_torch(threads=2):
     return torch
 
 
-def alternate(contenders, repeats=7, warmup=1, min_time=0.0):
+def alternate(contenders, repeats=7, warmup=1, min_time=0.0, settle=True):
     """Time each callable ``repeats`` times, interleaved; returns {name: [seconds per call]}.
 
     ``min_time``: a sample calls its contender as many times as make up at least this many
     seconds (the count found after the warm-up, by doubling, as timeit's autorange does:
     a first call may include compiling), so that a sub-millisecond op is not timed by
     single calls, which one vCPU stall, or PyTorch's OpenMP threads still spinning after
-    its own call, can double."""
+    its own call, can double.
+
+    ``settle``: before each sample, run the contender untimed as many times as the sample
+    will.  Whatever ran just before slowed the next contender for about a sample's length:
+    two copies of the same depthwise kernel alternated with PyTorch read 1.0x-1.25x apart,
+    the slower one always the copy that ran right after PyTorch; with the settling runs
+    0.95x-1.13x, and 0.97x-1.02x without PyTorch in the alternation (AMD EPYC Zen 4,
+    2026-12-06).  Each sample then times its contender in the state a user's own loop
+    would find it in, at twice the benchmark's time."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
@@ -48,6 +56,9 @@ def alternate(contenders, repeats=7, warmup=1, min_time=0.0):
         order = names[r % len(names):] + names[:r % len(names)]   # rotate who goes first
         for name in order:
             fn, count = contenders[name], loops[name]
+            if settle:
+                for _ in range(count):
+                    fn()
             start = time.perf_counter()
             for _ in range(count):
                 fn()
