@@ -288,7 +288,11 @@ def preferred(x_shape, weight_shape, padding):
     area F(2x2)'s do.  Measured with ``python -m benchmarks.bench_winograd4`` on the 2-core
     Xeon (RESULTS.md, 2026-12-06): F(4x4) ran 1.04x-1.49x F(2x2)'s speed on 18 shapes whose
     planes are multiples of 4 (or 7x7: two tiles against four, both covering 8x8), and
-    0.64x-0.91x where F(4x4)'s tiles cover 1.3x-1.8x F(2x2)'s area (6x6, 13x13, 14x14)."""
+    0.64x-0.91x where F(4x4)'s tiles cover 1.3x-1.8x F(2x2)'s area (6x6, 13x13, 14x14).
+    On the AMD EPYC Zen 4 (2026-12-06, two runs, with jit.py's 256-bit vectors) the rule's
+    F(4x4) shapes ran 1.03x-1.30x, except 8x16x32x32 (1.04x, 0.94x) and 1x128x7x7
+    (0.94x, 0.75x); with LLVM's 512-bit vectors there F(4x4) lost on every 32- to
+    64-channel batch (0.69x-0.97x)."""
     oh, ow = conv_output_hw(x_shape, (3, 3), (1, 1), padding)
     covered_by_4 = (-(-oh // 4) * 4) * (-(-ow // 4) * 4)
     covered_by_2 = (-(-oh // 2) * 2) * (-(-ow // 2) * 2)
