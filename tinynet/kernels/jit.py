@@ -9,11 +9,12 @@ kernels were first tuned on), but on AMD's Zen 4 it uses 512-bit ones.  A 512-bi
 unrolled four times takes 64 float32 elements per pass, so the short loops of these
 kernels (tile rows of 34, plane rows of 8 to 16) ran mostly in their scalar remainders,
 and Zen 4 executes a 512-bit instruction as two 256-bit halves anyway.  Measured on the
-2-vCPU AMD EPYC Zen 4 (family 25 model 17), alternated processes, 2026-12-06: Winograd
-F(4x4)'s forward 1.3x-1.6x faster on 32- to 64-channel layers (it had become slower than
-F(2x2) there, against the measured rule of winograd4.preferred), a 32x32x32x32 or
-32x64x16x16 convolution's forward and backward 1.08x-1.1x, the other layers even
-(benchmarks/RESULTS.md).  On the Xeon the setting changes nothing (it is LLVM's default
+2-vCPU AMD EPYC Zen 4 (family 25 model 17), 2026-12-06 (benchmarks/RESULTS.md): Winograd
+F(4x4)'s forward 1.3x-1.6x faster on 32- to 64-channel layers (bench_winograd4, three
+runs without the setting, two with; without it F(4x4) was slower than F(2x2) there,
+against the measured rule of winograd4.preferred); in four alternated pairs of processes,
+a 32x32x32x32 or 32x64x16x16 convolution's forward and backward 1.08x-1.1x faster, the
+other layers even.  On the Xeon the setting changes nothing (it is LLVM's default
 there); forcing 512-bit vectors on it was slower (RESULTS.md, 2026-12-06).
 
 The setting is Numba's environment variable NUMBA_CPU_FEATURES: the host's own features
@@ -35,7 +36,10 @@ def prefer_256_bit_vectors(environ=os.environ, modules=sys.modules):
     if "numba" in modules or environ.get("NUMBA_CPU_FEATURES") or environ.get("NUMBA_CPU_NAME"):
         return False
     import llvmlite.binding as llvm         # Numba's own LLVM binding (imported by it anyway)
-    features = llvm.get_host_cpu_features()
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:                    # LLVM cannot read them here: leave Numba be
+        return False
     if not features.get("avx512f", False):
         return False
     environ["NUMBA_CPU_FEATURES"] = f"{features.flatten()},{PREFER_256_BIT}"
