@@ -363,3 +363,51 @@ def test_pytorch_style_transpose_permute_flatten_abs_rpow(rng):
     np.testing.assert_allclose(abs(t).numpy(), np.abs(x))
     np.testing.assert_allclose((2 ** t).numpy(), 2 ** x)
     assert tn.gradcheck(lambda a: 3 ** a, rng.standard_normal(5))
+
+
+# ---- the tape links a large computed tensor through its _Output node, not its array ----
+
+BIG = 5000          # elements: above autograd._OUTPUT_NODE_MIN_SIZE
+
+
+def test_an_intermediate_nobody_reads_is_freed_before_backward(rng):
+    import weakref
+    from tinynet import autograd
+    assert BIG >= autograd._OUTPUT_NODE_MIN_SIZE
+    x = tn.tensor(rng.standard_normal(BIG), requires_grad=True)
+    h = F.tanh(x * 2.0)               # Tanh keeps its output (h's array) for its backward
+    y = h + 1.0                       # Add and Sum keep nothing of their inputs
+    array_h, array_y = weakref.ref(h.data), weakref.ref(y.data)
+    loss = (y + 0.5).sum()
+    del h, y
+    assert array_h() is not None      # still needed: Tanh's backward reads it
+    assert array_y() is None          # only the tape knew y: its array is gone
+    loss.backward()
+    t = np.tanh(2.0 * x.data)
+    np.testing.assert_allclose(x.grad, (1 - t ** 2) * 2.0, rtol=1e-12)
+
+
+def test_hooks_and_retain_grad_on_big_intermediates(rng):
+    x = tn.tensor(rng.standard_normal(BIG), requires_grad=True)
+    seen = []
+    h = x * 2.0
+    h.register_hook(lambda g: seen.append(g.copy()) or g * 10.0)
+    kept = h * 1.0
+    kept.retain_grad()
+    loss = (kept * kept).sum()
+    del h                             # its hook lives on in the tape
+    loss.backward()
+    np.testing.assert_allclose(kept.grad, 2.0 * kept.data, rtol=1e-12)
+    np.testing.assert_allclose(seen[0], 2.0 * kept.data, rtol=1e-12)
+    np.testing.assert_allclose(x.grad, 10.0 * 2.0 * kept.data * 2.0, rtol=1e-12)
+
+
+def test_a_big_intermediate_changed_in_place_after_use_is_an_error(rng):
+    x = tn.tensor(rng.standard_normal(BIG), requires_grad=True)
+    h = x * 2.0
+    loss = (h * h).sum()              # Mul reads h in its backward
+    with tn.no_grad():
+        h[0] = 5.0                    # changed after that forward
+    del h                             # the stamp is on the tape's node too
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -22,9 +22,16 @@ accumulating the contributions of a tensor used more than once before passing it
 The walk uses an explicit stack, not recursion, so a chain of 5,000 ops is fine.  After
 the walk each function drops what it kept (unless ``retain_graph=True``), so a training
 loop does not grow.
+
+The tape links a function to its inputs without keeping their arrays: a leaf (a weight,
+an input batch) is linked as the Tensor itself, a computed tensor as its ``_Output`` node
+(its creator, shape and dtype, and the Tensor only while something else holds it).  So
+an activation that no backward reads (a convolution's output, once ReLU and max pooling
+have kept what they need) is freed when the forward pass moves on, as in PyTorch.
 """
 import contextlib
 import threading
+import weakref
 
 import numpy as np
 
@@ -106,6 +113,7 @@ class Tensor:
     __array_priority__ = 1000   # make ``ndarray * Tensor`` call Tensor.__rmul__
     _version = 0                # class defaults: no per-tensor cost until a change
     _changed_at = 0
+    _node = None                # a computed tensor's _Output, made by Function.__call__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
         array = _as_array(data, dtype, device)
@@ -274,6 +282,8 @@ def bump_version(tensor):
     _changes.count += 1
     tensor._version += 1
     tensor._changed_at = _changes.count
+    if tensor._node is not None:            # the tape's link to it checks this stamp
+        tensor._node._changed_at = _changes.count
 
 
 def _data(value):
@@ -314,12 +324,13 @@ class Function:
 
     def __call__(self, *inputs):
         # This runs for every op, so it is written for speed (plain loops, no generators).
-        arrays, wants = [], []
+        arrays, wants, nodes = [], [], []
         for x in inputs:
             if not isinstance(x, Tensor):     # a plain number or array among the inputs:
                 return self._call_with_constants(inputs)
             arrays.append(x.data)
             wants.append(x.requires_grad)
+            nodes.append(x._node or x)        # how the tape links to x: see _Output
         if (len(arrays) > 1 and backend.cupy_loaded()          # else all are on the CPU
                 and len({backend.device_of(a) for a in arrays}) > 1):
             raise ValueError(
@@ -332,9 +343,11 @@ class Function:
         output = self.forward(*arrays)
         result = Tensor.__new__(Tensor)   # no checks: forward made a good array
         if needs_grad:
-            self.inputs = inputs
+            self.inputs = tuple(nodes)
             self.made_at = _changes.count     # for the version check in backward
             result._set_fields(output, True, None, self)
+            if output.size >= _OUTPUT_NODE_MIN_SIZE:
+                result._node = _Output(self, result, output)
         else:
             result._set_fields(output, False)
         return result
@@ -399,22 +412,56 @@ def _const_dtype(value, reference):
 
 # ---- the backward pass ----------------------------------------------------------------
 
-def topological_order(root):
-    """Tensors that ``root`` depends on through recorded Functions, inputs before outputs.
+class _Output:
+    """A computed tensor as the tape keeps it: what backward needs, without the array.
 
-    Iterative depth-first search: a tensor is appended after all of its inputs."""
+    Its creator, shape and dtype, its hooks (the Tensor's own list) and the stamp of its
+    last in-place change (``bump_version``), and the Tensor itself only through a weak
+    reference, for ``.grad`` when retain_grad() asked for it.  Once nothing else holds the
+    Tensor, its array is freed; backward still passes dL/d(this) from the functions that
+    used it to its creator.  In the reference CNN's training step, 60 of the 106 MiB live
+    after the forward pass were convolution outputs that no backward reads; with these
+    links the step's peak went from 144 to 74 MiB (benchmarks/RESULTS.md, 2026-12-06).
+
+    Small outputs (below _OUTPUT_NODE_MIN_SIZE elements) are linked as the Tensor itself:
+    making this node costs about 0.25 us, which a network of tiny ops (the XOR demo) notices,
+    for arrays too small to matter."""
+
+    __slots__ = ("creator", "shape", "dtype", "_hooks", "_changed_at", "_tensor",
+                 "__weakref__")
+    requires_grad = True
+
+    def __init__(self, creator, tensor, array):
+        self.creator, self.shape, self.dtype = creator, array.shape, array.dtype
+        self._hooks = tensor._hooks            # the same list: hooks added later count
+        self._changed_at = tensor._changed_at
+        self._tensor = weakref.ref(tensor)
+
+    name = property(lambda self: getattr(self._tensor(), "name", None))
+    grad = property(lambda self: getattr(self._tensor(), "grad", None))
+    _version = property(lambda self: getattr(self._tensor(), "_version", "?"))
+
+
+_OUTPUT_NODE_MIN_SIZE = 4096
+
+
+def topological_order(root):
+    """The tape's nodes (leaf Tensors, _Output nodes) that ``root`` depends on through
+    recorded Functions, inputs before outputs.
+
+    Iterative depth-first search: a node is appended after all of its inputs."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
-        tensor, inputs_done = stack.pop()
+        node, inputs_done = stack.pop()
         if inputs_done:
-            order.append(tensor)
+            order.append(node)
             continue
-        if id(tensor) in visited:
+        if id(node) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        creator = tensor.creator
+        visited.add(id(node))
+        stack.append((node, True))
+        creator = node.creator
         if creator is not None:
             if creator.released:
                 raise RuntimeError(
@@ -427,13 +474,16 @@ def topological_order(root):
 
 
 def run_backward(root, grad, retain_graph=False):
+    root = root if root._node is None else root._node
     grads = {id(root): grad}
     tracer = _tracer.current
-    for tensor in reversed(topological_order(root)):
-        grad = grads.pop(id(tensor), None)
+    for node in reversed(topological_order(root)):
+        grad = grads.pop(id(node), None)
         if grad is None:
             continue
-        for hook in tensor._hooks:
+        # The Tensor itself; None when only the tape still knew it (nobody can read .grad)
+        tensor = node._tensor() if type(node) is _Output else node
+        for hook in node._hooks:
             new_grad = hook(grad)
             if new_grad is not None:
                 new_grad = _as_array(new_grad, dtype=grad.dtype)
@@ -441,8 +491,8 @@ def run_backward(root, grad, retain_graph=False):
                     raise RuntimeError(f"hook {hook!r} returned a gradient of shape "
                                        f"{new_grad.shape}; the tensor has shape {grad.shape}")
                 grad = new_grad
-        fn = tensor.creator
-        if fn is None or tensor._retains_grad:
+        fn = node.creator
+        if tensor is not None and (fn is None or tensor._retains_grad):
             # A copy: the same array may also flow to other tensors (Add passes its gradient
             # to both inputs), and a user may edit .grad in place (gradient clipping).
             tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
@@ -454,17 +504,18 @@ def run_backward(root, grad, retain_graph=False):
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if tracer is not None:
-            tracer.record(fn, tensor, grad, input_grads)
+            tracer.record(fn, node, grad, input_grads)
         for parent, parent_grad in zip(fn.inputs, input_grads):
             if parent_grad is None or not parent.requires_grad:
                 continue
-            data = parent.data
-            if parent_grad.shape != data.shape:      # a bug in an op, say so clearly
+            facts = parent.data if type(parent) is not _Output else parent  # shape, dtype
+            shape, dtype = facts.shape, facts.dtype
+            if parent_grad.shape != shape:           # a bug in an op, say so clearly
                 raise RuntimeError(f"{fn}.backward returned a gradient of shape "
-                                   f"{parent_grad.shape} for an input of shape {data.shape}")
-            if (parent_grad.dtype is not data.dtype       # (identity first: the usual case)
-                    and parent_grad.dtype != data.dtype):  # e.g. float32 x times float64:
-                parent_grad = parent_grad.astype(data.dtype)   # as PyTorch, x's dtype
+                                   f"{parent_grad.shape} for an input of shape {shape}")
+            if (parent_grad.dtype is not dtype            # (identity first: the usual case)
+                    and parent_grad.dtype != dtype):      # e.g. float32 x times float64:
+                parent_grad = parent_grad.astype(dtype)   # as PyTorch, x's dtype
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
         if not retain_graph:
