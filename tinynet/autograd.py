@@ -24,10 +24,11 @@ the walk each function drops what it kept (unless ``retain_graph=True``), so a t
 loop does not grow.
 
 The tape links a function to its inputs without keeping their arrays: a leaf (a weight,
-an input batch) is linked as the Tensor itself, a computed tensor as its ``_Output`` node
-(its creator, shape and dtype, and the Tensor only while something else holds it).  So
-an activation that no backward reads (a convolution's output, once ReLU and max pooling
-have kept what they need) is freed when the forward pass moves on, as in PyTorch.
+an input batch) is linked as the Tensor itself, a computed tensor of 4096 elements or more
+as its ``_Output`` node (its creator, shape and dtype, and the Tensor only while something
+else holds it).  So an activation that no backward reads (a convolution's output, once
+ReLU and max pooling have kept what they need) is freed when the forward pass moves on,
+as in PyTorch.
 """
 import contextlib
 import threading
