@@ -461,16 +461,18 @@ def topological_order(root):
         if id(node) in visited:
             continue
         visited.add(id(node))
-        stack.append((node, True))
         creator = node.creator
-        if creator is not None:
-            if creator.released:
-                raise RuntimeError(
-                    "backward through a graph that was already freed: call the first "
-                    "backward(retain_graph=True) to run backward twice")
-            for parent in creator.inputs:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        if creator is None:                 # a leaf: nothing comes before it
+            order.append(node)
+            continue
+        if creator.released:
+            raise RuntimeError(
+                "backward through a graph that was already freed: call the first "
+                "backward(retain_graph=True) to run backward twice")
+        stack.append((node, True))
+        for parent in creator.inputs:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
     return order
 
 
