@@ -5,6 +5,8 @@ vCPU sometimes stalls for seconds):
 
 * every contender runs in the same process, after a warm-up call of its own;
 * runs ALTERNATE (tinynet, PyTorch, NumPy, tinynet, ...), so a slow spell hits all alike;
+* each timed run is preceded by an untimed one of the same contender, so that what ran
+  before it (PyTorch's threads still spinning) does not slow it (``alternate``'s settle);
 * the table reports the MEDIAN of the runs, and ratios of medians.
 """
 import math
