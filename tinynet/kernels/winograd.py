@@ -157,6 +157,13 @@ def copy_rows(x, n, c, h0, h1, ph, pw, cols, plane):
             target[pw + q] = source[q]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def bt(d0, d1, d2, d3):
+    """B^T d for four numbers down a tile column (or along a tile row): the input
+    transform's one-dimensional step, done twice per tile (here and in winograd_weight.py)."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
 @njit(cache=True, nogil=True)
 def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     """v[k, c, (r - r0) TW + tj] = (B^T d B)[k] for the tile rows r = n TH + ti in [r0, r1),
@@ -179,16 +186,16 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                 out = v[:, c, t:t + tw]              # (16, TW): this tile row's entries
                 for tj in range(tw):
                     q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3
-                    # B^T d: the rows combined (d0 - d2, d1 + d2, d2 - d1, d1 - d3), per column
-                    a0, a1, a2, a3 = d0[q] - d2[q], d0[r] - d2[r], d0[s] - d2[s], d0[u] - d2[u]
-                    b0, b1, b2, b3 = d1[q] + d2[q], d1[r] + d2[r], d1[s] + d2[s], d1[u] + d2[u]
-                    e0, e1, e2, e3 = d2[q] - d1[q], d2[r] - d1[r], d2[s] - d1[s], d2[u] - d1[u]
-                    f0, f1, f2, f3 = d1[q] - d3[q], d1[r] - d3[r], d1[s] - d3[s], d1[u] - d3[u]
+                    # B^T d: the rows combined, per column (a: row 0 of B^T d, ...)
+                    a0, b0, e0, f0 = bt(d0[q], d1[q], d2[q], d3[q])
+                    a1, b1, e1, f1 = bt(d0[r], d1[r], d2[r], d3[r])
+                    a2, b2, e2, f2 = bt(d0[s], d1[s], d2[s], d3[s])
+                    a3, b3, e3, f3 = bt(d0[u], d1[u], d2[u], d3[u])
                     # (B^T d) B: the same combination of the columns, per row
                     for k, g0, g1, g2, g3 in ((0, a0, a1, a2, a3), (4, b0, b1, b2, b3),
                                               (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
-                        out[k, tj], out[k + 1, tj] = g0 - g2, g1 + g2
-                        out[k + 2, tj], out[k + 3, tj] = g2 - g1, g1 - g3
+                        out[k, tj], out[k + 1, tj], out[k + 2, tj], out[k + 3, tj] = bt(
+                            g0, g1, g2, g3)
 
 
 @njit(cache=True, nogil=True)

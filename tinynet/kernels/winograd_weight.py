@@ -96,14 +96,14 @@ def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
                                   rows[i + 3, j + 3])
                 for c in range(c_):
                     # B^T d: the rows combined, per column; then (B^T d) B, per row
-                    p0, p1, p2, p3 = a0[c] - e0[c], a1[c] - e1[c], a2[c] - e2[c], a3[c] - e3[c]
-                    q0, q1, q2, q3 = b0[c] + e0[c], b1[c] + e1[c], b2[c] + e2[c], b3[c] + e3[c]
-                    s0, s1, s2, s3 = e0[c] - b0[c], e1[c] - b1[c], e2[c] - b2[c], e3[c] - b3[c]
-                    u0, u1, u2, u3 = b0[c] - f0[c], b1[c] - f1[c], b2[c] - f2[c], b3[c] - f3[c]
+                    p0, q0, s0, u0 = winograd.bt(a0[c], b0[c], e0[c], f0[c])
+                    p1, q1, s1, u1 = winograd.bt(a1[c], b1[c], e1[c], f1[c])
+                    p2, q2, s2, u2 = winograd.bt(a2[c], b2[c], e2[c], f2[c])
+                    p3, q3, s3, u3 = winograd.bt(a3[c], b3[c], e3[c], f3[c])
                     for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
                                               (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        v[k, t, c], v[k + 1, t, c] = g0 - g2, g1 + g2
-                        v[k + 2, t, c], v[k + 3, t, c] = g2 - g1, g1 - g3
+                        v[k, t, c], v[k + 1, t, c], v[k + 2, t, c], v[k + 3, t, c] = (
+                            winograd.bt(g0, g1, g2, g3))
 
 
 @njit(cache=True, nogil=True)
