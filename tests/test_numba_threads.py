@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,73 @@ def test_a_forked_child_gets_openblas_back_from_blocks_it_will_never_leave(
         numba_threads._forget_workers()           # what the child runs after fork
         assert get() == 2 and numba_threads._blas_users == 0
     assert numba_threads._blas_users == 0 and get() == 2   # leaving it changes nothing
+
+
+# ---- the hand-off: atomics and the spin-then-sleep protocol ---------------------------------
+
+from tinynet.kernels import atomics          # noqa: E402
+from tinynet.kernels.jit import njit         # noqa: E402
+
+
+@njit(nogil=True)
+def _atomics_in_sequence(flags):
+    atomics.store(flags, 0, 5)
+    old = atomics.exchange(flags, 0, 7)
+    atomics.pause()
+    return old, atomics.load(flags, 0)
+
+
+def test_atomic_store_exchange_load():
+    flags = np.zeros(4, np.int64)
+    assert _atomics_in_sequence(flags) == (5, 7) and flags[0] == 7
+
+
+@njit(nogil=True)
+def _add_under_spin_lock(flags, times):
+    """flags[8] += 1, ``times`` times, each inside a lock taken by exchange(flags[0], 1)."""
+    for _ in range(times):
+        while atomics.exchange(flags, 0, 1) == 1:
+            atomics.pause()
+        atomics.store(flags, 8, atomics.load(flags, 8) + 1)
+        atomics.store(flags, 0, 0)
+
+
+def test_exchange_is_one_step_between_threads():
+    """Two threads take a lock by exchange 20,000 times each: had another thread's write
+    slipped in between an exchange's read and its write, both would hold the lock at once
+    and increments would be lost."""
+    flags = np.zeros(16, np.int64)
+    _add_under_spin_lock(flags, 1)
+    flags[:] = 0
+    adders = [threading.Thread(target=_add_under_spin_lock, args=(flags, 20000))
+              for _ in range(2)]
+    for adder in adders:
+        adder.start()
+    for adder in adders:
+        adder.join(timeout=60)
+    assert flags[8] == 40000
+
+
+def _record(log, number, seconds, t0, t1):
+    if seconds:
+        time.sleep(seconds)
+    log.append(number)
+
+
+@pytest.mark.parametrize("spin_seconds", [1e-9, numba_threads.SPIN_SECONDS])
+def test_every_job_is_handed_over_once_whether_the_threads_spin_or_sleep(monkeypatch,
+                                                                         spin_seconds):
+    """Jobs posted to a worker at random moments, some longer than the spin (the caller
+    then sleeps), some after a pause longer than it (the worker sleeps): each job runs once,
+    in order, and wait() returns only after it has run."""
+    monkeypatch.setattr(numba_threads, "SPIN_SECONDS", spin_seconds)
+    worker = numba_threads._Worker(numba_threads.DELAY_SECONDS)
+    rng = np.random.default_rng(0)
+    log = []
+    for number in range(1, 301):
+        job_seconds, gap = rng.choice([0, 0, 2e-4, 1e-3]), rng.choice([0, 0, 2e-4, 1e-3])
+        worker.submit(_record, (log, number, job_seconds, 0, 1))
+        worker.wait()
+        assert log == list(range(1, number + 1)), f"job {number}"
+        if gap:
+            time.sleep(gap)

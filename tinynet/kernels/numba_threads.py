@@ -8,16 +8,25 @@ done by hand, for measured reasons: a ``parallel=True`` kernel takes 3-5x longer
 (the first conv call of a fresh process must stay under 3 s), and OpenMP's worker threads,
 which spin after a parallel region, fight OpenBLAS's threads for the same two cores in the
 im2col -> GEMM -> swap sequence.  The GEMMs, where the arithmetic is, use every core
-through BLAS; see THREADS below for the Numba loops.
+through BLAS; see THREADS below for the Numba loops.  Our own worker spins too, but only
+for SPIN_SECONDS (0.2 ms) after a job, and a split call's hand-off costs about 5 us for it
+instead of about 50 us (see _Worker).
 """
 import ctypes
 import glob
 import os
 import threading
+import time
 from contextlib import contextmanager
 
+import numpy as np
+
+from . import atomics
+from .jit import njit
+
 # Below this many array elements touched, one thread does the whole job (a hand-off to a
-# worker thread costs microseconds: about 15 us on the Intel Xeon, see _Worker).
+# worker thread costs microseconds: 4-5 us on the AMD EPYC Zen 5, see _Worker; the value
+# was set on the Intel Xeon when a hand-off cost 15 us there).
 MIN_ELEMENTS_TO_SPLIT = 1 << 15
 
 # Threads for the Numba kernels (BLAS has its own).  After each call, OpenBLAS's worker
@@ -47,35 +56,132 @@ def default_threads(environ=os.environ):
 THREADS = default_threads()
 
 
-class _Worker:
-    """A kernel thread that runs one chunk at a time, handed over through two locks (start:
-    a chunk is waiting; done: it has run).  ThreadPoolExecutor's futures and queue cost
-    29 us per split call on the 2-core Intel Xeon, this about 15 us (2026-12-05): MobileNet
-    v2's forward ran 1.10x faster for it, small depthwise layers' steps 1.05-1.08x."""
+# ---- the hand-off to a worker thread ---------------------------------------------------------
+# A thread blocked on a lock leaves its vCPU idle, and the hypervisor halts an idle vCPU:
+# waking it again took 15 us on the Intel Xeon and 45-55 us on the AMD EPYC Zen 4 and Zen 5
+# VMs, per split call, which is most of a small layer's time (a depthwise 4x4-plane layer:
+# 114 us against PyTorch's 68 us on the Zen 5, 2026-12-06).  So the two threads spin for a
+# while before they sleep, the way OpenMP's threads do: the worker, after its job, watches
+# for the next one (SPIN_SECONDS, outside the GIL), and the caller watches for the worker's
+# "done".  Each spin ends in a sleep on a lock, announced with a flag, so that an idle
+# process costs nothing.  (Python's Lock.acquire cannot spin first: hence atomics.py.)
+#
+# The GIL.  Each side needs it briefly: to call the kernel, and to return from it.  A thread
+# that asks while the other holds it sleeps on CPython's condition variable, and pays the
+# wake-up again.  So the worker, once it sees a job, waits DELAY_SECONDS more (the caller
+# meanwhile calls its own chunk, releasing the GIL inside), and it publishes "done" only
+# after it has released the GIL (inside _finish_then_wait).  Measured on the Zen 5,
+# 2026-12-06, with a kernel of no work: 53 us per split call with locks, 30 us spinning
+# without the delay, 4 us with it.
 
-    def __init__(self):
-        self._start, self._done = threading.Lock(), threading.Lock()
-        self._start.acquire()
-        self._done.acquire()
+SPIN_SECONDS = 200e-6            # how long a thread spins before it sleeps
+DELAY_SECONDS = 2.5e-6           # how long the worker lets the caller go first (above)
+
+# flag offsets in a worker's int64 array, a cache line (8 int64) apart
+_POSTED, _FINISHED, _WORKER_ASLEEP, _CALLER_ASLEEP = 0, 8, 16, 24
+_JOB, _WAKE_CALLER, _TIMED_OUT = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _wait_for_change(flags, index, old, spins):
+    """Spin until flags[index] != old, at most ``spins`` rounds; True if it changed."""
+    for _ in range(spins):
+        if atomics.load(flags, index) != old:
+            return True
+        atomics.pause()
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _finish_then_wait(flags, seen, publish, spins, delay):
+    """The worker between jobs, without the GIL: with ``publish``, mark job ``seen`` done
+    (_WAKE_CALLER: the caller sleeps, wake it); then spin until job seen + 1 is posted
+    (_JOB, after ``delay`` rounds more) or ``spins`` rounds pass (_TIMED_OUT)."""
+    if publish:
+        atomics.store(flags, _FINISHED, seen)
+        if atomics.exchange(flags, _CALLER_ASLEEP, 0) == 1:
+            return _WAKE_CALLER
+    if not _wait_for_change(flags, _POSTED, seen, spins):
+        return _TIMED_OUT
+    for _ in range(delay):
+        atomics.pause()
+    return _JOB
+
+
+@njit(cache=True, nogil=True)
+def _post(flags, number):
+    """The caller posts job ``number``; True if the worker sleeps and must be woken."""
+    atomics.store(flags, _POSTED, number)
+    return atomics.exchange(flags, _WORKER_ASLEEP, 0) == 1
+
+
+@njit(cache=True, nogil=True)
+def _announce_sleep(flags, asleep, index, old):
+    """Before a thread sleeps until flags[index] != old: flags[asleep] = 1, and a last look.
+    True: sleep (the other thread saw the announcement, or will: it sets flags[index] first,
+    then takes flags[asleep] back to 0 and wakes the sleeper); False: flags[index] changed,
+    and the announcement was taken back before the other thread saw it."""
+    atomics.store(flags, asleep, 1)
+    if atomics.load(flags, index) == old:
+        return True
+    return atomics.exchange(flags, asleep, 0) == 0     # 0: taken, so a wake-up is coming
+
+
+def _rounds(seconds, _per_second=[]):
+    """Spin rounds (an atomic load and a pause) lasting about ``seconds`` on this CPU (a
+    pause takes 10-140 cycles, by CPU type): measured once."""
+    if not _per_second:
+        flags = np.zeros(1, np.int64)
+        _wait_for_change(flags, 0, 0, 100)             # compiled or loaded
+        start = time.perf_counter()
+        _wait_for_change(flags, 0, 0, 20000)
+        _per_second.append(20000 / max(time.perf_counter() - start, 1e-6))
+    return max(1, int(seconds * _per_second[0]))
+
+
+class _Worker:
+    """A kernel thread that runs one chunk at a time, handed over through the flags above
+    (job number posted, job number finished), with two locks to sleep on."""
+
+    def __init__(self, delay_seconds):
+        self._flags = np.zeros(32, np.int64)
+        self._wake, self._wake_caller = threading.Lock(), threading.Lock()
+        self._wake.acquire()
+        self._wake_caller.acquire()
+        self._spins, self._delay = _rounds(SPIN_SECONDS), _rounds(delay_seconds)
         self._job = self._error = None
+        self._number = 0                 # of the last job posted
         threading.Thread(target=self._loop, name="tinynet-kernel", daemon=True).start()
 
     def _loop(self):
+        flags, seen, publish = self._flags, 0, False
         while True:
-            self._start.acquire()
+            outcome = _finish_then_wait(flags, seen, publish, self._spins, self._delay)
+            publish = False
+            if outcome == _WAKE_CALLER:
+                self._wake_caller.release()
+                continue
+            if outcome == _TIMED_OUT and _announce_sleep(flags, _WORKER_ASLEEP, _POSTED, seen):
+                self._wake.acquire()
+            seen += 1                    # jobs come one at a time: 1, 2, 3, ...
             kernel, args = self._job
             try:
                 kernel(*args)
             except BaseException as exc:     # handed to the caller by wait()
                 self._error = exc
-            self._done.release()
+            publish = True
 
     def submit(self, kernel, args):
         self._job = (kernel, args)
-        self._start.release()
+        self._number += 1
+        if _post(self._flags, self._number):
+            self._wake.release()
 
     def wait(self):
-        self._done.acquire()
+        old = self._number - 1
+        if (not _wait_for_change(self._flags, _FINISHED, old, self._spins)
+                and _announce_sleep(self._flags, _CALLER_ASLEEP, _FINISHED, old)):
+            self._wake_caller.acquire()
         error, self._job, self._error = self._error, None, None
         if error is not None:
             raise error
@@ -106,7 +212,7 @@ def run(kernel, tasks, elements, *args):
         return
     try:
         while len(_workers) < chunks - 1:
-            _workers.append(_Worker())
+            _workers.append(_Worker(DELAY_SECONDS * (len(_workers) + 1)))
         bounds = [tasks * i // chunks for i in range(chunks + 1)]
         for i in range(1, chunks):
             _workers[i - 1].submit(kernel, args + (bounds[i], bounds[i + 1]))
