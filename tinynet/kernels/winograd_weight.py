@@ -19,7 +19,11 @@ from . import winograd          # its tiles, blocks and input transform
 from .jit import njit
 from .scratch import empty
 
-TILES_PER_WEIGHT_BLOCK = 1024   # dL/dW: its products' inner dimension is the block
+# dL/dW: the products' inner dimension is the block.  Swept on the Intel Xeon (layer time
+# relative to the best of six shapes, RESULTS.md 2026-12-05): 512 tiles 1.00-1.10, 1024
+# 1.00-1.07; on the AMD EPYC Zen 5 (2026-12-06, alternated in one process, eight shapes)
+# 512 ran 0.98x-1.21x the speed of 1024, median 1.06x.
+TILES_PER_WEIGHT_BLOCK = 512
 CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks)
 TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
