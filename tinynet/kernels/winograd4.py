@@ -41,10 +41,10 @@ tile).  Split into its 1-D halves:
 - input: B^T d (the same combination of six input rows at every column) runs along whole
   plane rows, six vector loops; only (.) B, along each row's columns, goes tile by tile.
 - output: A^T M (the same combination of six slabs of M at every tile) runs over the
-  block's tiles, writing the four results of each tile side by side; (A^T M) A likewise,
-  writing each tile's four columns side by side, so that an output row comes out in y's
-  order and is copied in one loop.  Each vector loop writes one array: LLVM checks at run
-  time that an output does not overlap an input and gives up beyond eight such checks.
+  block's tiles, and so does (A^T M) A, each result into a run of its own; a last loop
+  puts each tile's four columns side by side into y's rows.
+Each vector loop writes one array: LLVM checks at run time that an output does not overlap
+an input and gives up beyond eight such checks.
 
 Notation as in winograd.py; TH, TW = ceil(OH / 4), ceil(OW / 4) tiles per plane.
 """
@@ -182,16 +182,20 @@ def _output_tiles(m, step, o_, th, tw, r0, r1, bias, y, k):
     + o B + (r - r0) TW + tj] for the tile rows r = n TH + ti in [r0, r1) (rows and columns
     past OH, OW dropped).  k: _constants(y.dtype).
 
-    Per o, in three vector loops over the block's B tiles: A^T M (six per tile, each a
-    combination of six slabs of m) into ``half_done`` (b, t, i); then (A^T M) A into
-    ``done`` (i, t, j), so that (t, j) is already an output row's order; then each output
-    row is one copy.  Each loop writes one array: LLVM checks an output against each input
-    it might overlap, and gives up beyond eight such checks."""
+    Per o, over the block's B tiles: A^T M into ``half_done`` (b, i, t), six vector loops
+    (each a combination of six slabs of m); (A^T M) A, + bias, into ``done`` (i, j, t),
+    four vector loops; then each output row is gathered from done[i, :, its tiles], the
+    four columns of a tile side by side.  Every loop but the last reads and writes runs of
+    consecutive tiles (an earlier layout, (t, j) order already in the second loop, was
+    1.3x-2.0x slower: strided loads and stores; RESULTS.md, 2026-12-06).  Each loop writes
+    one array: LLVM checks an output against each input it might overlap, and gives up
+    beyond eight such checks."""
     eighth, quarter, half, two, four, eight = k[0], k[1], k[2], k[4], k[6], k[7]
     oh, ow = y.shape[2], y.shape[3]
     size = (r1 - r0) * tw
-    half_done = np.empty((6, size, 4), y.dtype)
-    done = np.empty((4, size, 4), y.dtype)
+    half_done = np.empty((6, 4, size), y.dtype)
+    done = np.empty((4, 4, size), y.dtype)
+    whole_tiles = ow // 4                      # tiles whose four columns are all in y
     for o in range(o_):
         base = o * size
         for b in range(6):                     # A^T M, column b of every tile
@@ -204,28 +208,33 @@ def _output_tiles(m, step, o_, th, tw, r0, r1, bias, y, k):
             column = half_done[b]
             for t in range(size):
                 plus, minus = m1[t] + m2[t], m1[t] - m2[t]
-                column[t, 0] = m0[t] + plus + m3[t] + m4[t]
-                column[t, 1] = minus + half * m3[t] - two * m4[t]
-                column[t, 2] = plus + quarter * m3[t] + four * m4[t]
-                column[t, 3] = minus + eighth * m3[t] - eight * m4[t] + m5[t]
+                column[0, t] = m0[t] + plus + m3[t] + m4[t]
+                column[1, t] = minus + half * m3[t] - two * m4[t]
+                column[2, t] = plus + quarter * m3[t] + four * m4[t]
+                column[3, t] = minus + eighth * m3[t] - eight * m4[t] + m5[t]
         bo = bias[o]
-        g0, g1, g2 = half_done[0], half_done[1], half_done[2]
-        g3, g4, g5 = half_done[3], half_done[4], half_done[5]
         for i in range(4):                     # (A^T M) A, row i of every tile, + bias
+            g0, g1, g2 = half_done[0, i], half_done[1, i], half_done[2, i]
+            g3, g4, g5 = half_done[3, i], half_done[4, i], half_done[5, i]
             row = done[i]
             for t in range(size):
-                plus, minus = g1[t, i] + g2[t, i], g1[t, i] - g2[t, i]
-                row[t, 0] = g0[t, i] + plus + g3[t, i] + g4[t, i] + bo
-                row[t, 1] = minus + half * g3[t, i] - two * g4[t, i] + bo
-                row[t, 2] = plus + quarter * g3[t, i] + four * g4[t, i] + bo
-                row[t, 3] = minus + eighth * g3[t, i] - eight * g4[t, i] + g5[t, i] + bo
-        rows = done.reshape(4, 4 * size)
-        for r in range(r0, r1):                # done[i, tile row, :, :] is y's row 4 ti + i
+                plus, minus = g1[t] + g2[t], g1[t] - g2[t]
+                row[0, t] = g0[t] + plus + g3[t] + g4[t] + bo
+                row[1, t] = minus + half * g3[t] - two * g4[t] + bo
+                row[2, t] = plus + quarter * g3[t] + four * g4[t] + bo
+                row[3, t] = minus + eighth * g3[t] - eight * g4[t] + g5[t] + bo
+        for r in range(r0, r1):                # y's row 4 ti + i from done[i, :, tile row r]
             n, ti = r // th, r % th
-            t0 = 4 * (r - r0) * tw
+            t0 = (r - r0) * tw
             for i in range(min(4, oh - 4 * ti)):
-                for q in range(ow):
-                    y[n, o, 4 * ti + i, q] = rows[i, t0 + q]
+                target = y[n, o, 4 * ti + i]
+                d0, d1 = done[i, 0, t0:t0 + tw], done[i, 1, t0:t0 + tw]
+                d2, d3 = done[i, 2, t0:t0 + tw], done[i, 3, t0:t0 + tw]
+                for tj in range(whole_tiles):
+                    target[4 * tj], target[4 * tj + 1] = d0[tj], d1[tj]
+                    target[4 * tj + 2], target[4 * tj + 3] = d2[tj], d3[tj]
+                for q in range(4 * whole_tiles, ow):     # a last tile cut by OW
+                    target[q] = done[i, q - 4 * whole_tiles, t0 + whole_tiles]
 
 
 # ---- the kernel interface ------------------------------------------------------------------
