@@ -128,8 +128,9 @@ def machine():
     """One line naming the machine and the library versions."""
     import numpy as np
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    core = openblas_core()
     parts = [f"{cpu_name()}, {cores} cores", f"python {platform.python_version()}",
-             f"numpy {np.__version__}"]
+             f"numpy {np.__version__}" + (f" (OpenBLAS's {core} kernels)" if core else "")]
     try:
         import numba
         parts.append(f"numba {numba.__version__}")
@@ -142,6 +143,26 @@ def machine():
     if blas:
         parts.append("env: " + " ".join(blas))
     return "; ".join(parts)
+
+
+def openblas_core():
+    """The kernel set NumPy's OpenBLAS chose ("Haswell", "SkylakeX", ...), or None.  It
+    decides the matrix products' speed: on the AMD Zen 5 the AVX-512 set ran them 1.8x
+    faster than the AVX2 one that OPENBLAS_CORETYPE=Haswell forces (RESULTS.md)."""
+    import ctypes
+    from tinynet.kernels.numba_threads import _openblas_libraries
+    for path in _openblas_libraries():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_get_corename", "scipy_openblas_get_corename64_",
+                     "scipy_openblas_get_corename"):
+            function = getattr(library, name, None)
+            if function is not None:
+                function.argtypes, function.restype = [], ctypes.c_char_p
+                return function().decode()
+    return None
 
 
 def _shorter(value):
