@@ -9,7 +9,7 @@ done by hand, for measured reasons: a ``parallel=True`` kernel takes 3-5x longer
 which spin after a parallel region, fight OpenBLAS's threads for the same two cores in the
 im2col -> GEMM -> swap sequence.  The GEMMs, where the arithmetic is, use every core
 through BLAS; see THREADS below for the Numba loops.  Our own worker spins too, but only
-for SPIN_SECONDS (0.2 ms) after a job, and a split call's hand-off costs about 5 us for it
+for SPIN_SECONDS (50 us) after a job, and a split call's hand-off costs about 5 us for it
 instead of about 50 us (see _Worker).
 """
 import ctypes
@@ -74,8 +74,22 @@ THREADS = default_threads()
 # 2026-12-06, with a kernel of no work: 53 us per split call with locks, 30 us spinning
 # without the delay, 4 us with it.
 
-SPIN_SECONDS = 200e-6            # how long a thread spins before it sleeps
 DELAY_SECONDS = 2.5e-6           # how long the worker lets the caller go first (above)
+
+# How long a thread spins before it sleeps.  Spinning is for cores that are ours: when
+# another process wants the worker's core, a spinning worker is always runnable, so the
+# scheduler runs it only in its turn, milliseconds later, where a sleeping one, woken, runs
+# at once.  Measured on the 2-vCPU Zen 5, 2026-12-06, alternated in one process, the
+# hand-off with locks alone against spins of 20, 50, 100 and 200 us (us; quiet machine /
+# with a busy loop in a second process):
+#   depthwise 32x128x8x8 forward+backward   589, 542, 490, 461, 458 / 809, 900, 1004, 1296, 1860
+#   depthwise 32x256x4x4 forward+backward   503, 444, 372, 345, 354 / 580, 627, 776, 1069, 1606
+#   MobileNet v2's forward (ms)     12.1, 11.2, 10.0, 11.0, 11.4 / 15.1, 15.9, 17.6, 21.4, 30.6
+# A backward has Python work between its kernel calls, so short spins miss the next call;
+# long ones cost most where the machine is shared.  50 us: most of the quiet gain, and
+# 1.04x-1.35x the locks' time on a shared machine (200 us: up to 2.8x; small depthwise
+# forwards alone, benchmarks/bench_handoff.py run beside a busy loop: 1.3x-1.55x).
+SPIN_SECONDS = 50e-6
 
 # flag offsets in a worker's int64 array, a cache line (8 int64) apart
 _POSTED, _FINISHED, _WORKER_ASLEEP, _CALLER_ASLEEP = 0, 8, 16, 24
