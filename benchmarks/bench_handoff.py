@@ -10,7 +10,8 @@ Two hand-offs, alternated in one process, each as ``numba_threads.run`` uses it:
 And "one thread": the kernel unsplit.  Timed: a kernel with no work (the hand-off alone,
 microseconds per call) and depthwise 3x3 forwards on small planes (MobileNet's, batch 32),
 where one split call is most of a layer's time.  Needs two usable cores (the kernel
-threads' default; see numba_threads.py).
+threads' default; see numba_threads.py).  Run it beside a busy program (a second process
+in a loop) to see what spinning costs when the cores are shared: there the locks win.
 """
 import os
 import sys
