@@ -45,8 +45,10 @@ _NUMBA_RELU_MIN_SIZE = 1 << 12
 # np.clip is one vectorised pass on one core: the kernel on two cores beat it 1.45x-1.71x
 # from MobileNet v2's 1x144x56x56 (452K elements) up, tied at 1x192x28x28 (150K) and lost
 # below (0.40x-0.74x: the hand-off to the second core costs more than it saves; Intel
-# Xeon, 2026-12-05 night)
-_NUMBA_RELU6_FORWARD_MIN_SIZE = 1 << 18
+# Xeon, 2026-12-05 night).  With the cheaper hand-off (numba_threads._Worker, AMD Zen 5,
+# 2026-12-06, two runs) it wins from 150K up (1.17x-1.28x there, 1.48x-1.49x at 301K)
+# and loses at 113K and below (0.75x-0.96x).
+_NUMBA_RELU6_FORWARD_MIN_SIZE = 1 << 17
 
 
 def _numba_relu(array):
