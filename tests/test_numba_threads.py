@@ -266,3 +266,24 @@ def test_every_job_is_handed_over_once_whether_the_threads_spin_or_sleep(monkeyp
         assert log == list(range(1, number + 1)), f"job {number}"
         if gap:
             time.sleep(gap)
+
+
+def _cpu_seconds_of_thread(native_id):
+    """User + system CPU time of one thread of this process, from /proc (Linux)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_worker_sleeps_instead_of_spinning():
+    """After its spin (SPIN_SECONDS) the worker sleeps on a lock: an idle process costs no
+    CPU.  Measured from the worker thread's own CPU time over 0.5 s of idleness."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux's /proc to read a thread's CPU time")
+    worker = numba_threads._Worker(numba_threads.DELAY_SECONDS)
+    log = []
+    worker.submit(_record, (log, 1, 0, 0, 1))
+    worker.wait()
+    time.sleep(0.05)                                  # past the spin
+    before = _cpu_seconds_of_thread(worker.thread.native_id)
+    time.sleep(0.5)
+    assert _cpu_seconds_of_thread(worker.thread.native_id) - before < 0.05

@@ -165,7 +165,8 @@ class _Worker:
         self._spins, self._delay = _rounds(SPIN_SECONDS), _rounds(delay_seconds)
         self._job = self._error = None
         self._number = 0                 # of the last job posted
-        threading.Thread(target=self._loop, name="tinynet-kernel", daemon=True).start()
+        self.thread = threading.Thread(target=self._loop, name="tinynet-kernel", daemon=True)
+        self.thread.start()
 
     def _loop(self):
         flags, seen, publish = self._flags, 0, False
