@@ -259,11 +259,12 @@ def kernel_transform(weight):
     return u.reshape(36, o, c)
 
 
-def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, b0, b1):
-    """Blocks b0 .. b1 - 1 of the forward, on this thread: tiles, products, output."""
+def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
+    """The forward's blocks ``indices``, on this thread: tiles, products, output."""
     o, c = u.shape[1], u.shape[2]
     factors = _constants(x.dtype)
-    for r0, r1 in blocks[b0:b1]:
+    for i in indices:
+        r0, r1 = blocks[i]
         size = (r1 - r0) * tw
         v, v_step = _slabs(36, c, size, x.dtype, "winograd_v")
         m, m_step = _slabs(36, o, size, x.dtype, "winograd_m")

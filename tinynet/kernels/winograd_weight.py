@@ -133,13 +133,14 @@ def _kernel_grad_tiles(du, grad_w):
 
 # ---- the kernel interface ------------------------------------------------------------------
 
-def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, b0, b1):
-    """dU and dL/db summed over blocks b0 .. b1 - 1, appended to ``partial_sums``."""
+def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices):
+    """dU and dL/db summed over the blocks ``indices``, appended to ``partial_sums``."""
     o, c = grad_y.shape[1], x.shape[1]
     du = np.zeros((16, o, c), grad_y.dtype)
     bias_sums = np.zeros(o)
     block_du = np.empty_like(du)
-    for r0, r1 in blocks[b0:b1]:
+    for i in indices:
+        r0, r1 = blocks[i]
         size = (r1 - r0) * tw
         dm = winograd._slabs(o, size, x.dtype, "winograd_m")    # (16, O, B)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
