@@ -126,11 +126,11 @@ def faster(function_name, x_shape, weight_shape, padding):
 # For one block the input transform writes V (16, C, B), the 16 products M (16, O, B), the
 # output transform reads M: a block's V and M stay in the core's cache, where the whole
 # batch's (about 4x the layer's input and output) went to memory and back.  The two cores
-# take half the blocks each (``run``), each with its own V and M, and OpenBLAS runs each
-# product on its calling thread (``numba_threads.one_blas_thread``).  Measured on the 2-core
-# Xeon (RESULTS.md, 2026-12-05 evening), forward + dL/dx + dL/dW against transforming the
-# whole batch first and running 16 batch-long products: 1.4x-1.5x on 64x32x32x32 -> 64,
-# 1.05x-1.1x on 64x128x8x8 -> 256 and 1x64x224x224 -> 64.
+# take the blocks one at a time (``_run_blocks``), each with its own V and M, and OpenBLAS
+# runs each product on its calling thread (``numba_threads.one_blas_thread``).  Measured on
+# the 2-core Xeon (RESULTS.md, 2026-12-05 evening), forward + dL/dx + dL/dW against
+# transforming the whole batch first and running 16 batch-long products: 1.4x-1.5x on
+# 64x32x32x32 -> 64, 1.05x-1.1x on 64x128x8x8 -> 256 and 1x64x224x224 -> 64.
 # Every tile array is (16, channels, tiles), so that each transform reads or writes 16
 # contiguous runs per channel; in this layout the output transform ran 1.3x-1.6x faster than
 # with M (16, B, O), and the products M[k] = U[k] V[k] as fast as V[k]^T U[k]^T (0.75x
