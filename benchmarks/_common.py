@@ -146,23 +146,9 @@ def machine():
 
 
 def openblas_core():
-    """The kernel set NumPy's OpenBLAS chose ("Haswell", "SkylakeX", ...), or None.  It
-    decides the matrix products' speed: on the AMD Zen 5 the AVX-512 set ran them 1.8x
-    faster than the AVX2 one that OPENBLAS_CORETYPE=Haswell forces (RESULTS.md)."""
-    import ctypes
-    from tinynet.kernels.numba_threads import _openblas_libraries
-    for path in _openblas_libraries():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_get_corename", "scipy_openblas_get_corename64_",
-                     "scipy_openblas_get_corename"):
-            function = getattr(library, name, None)
-            if function is not None:
-                function.argtypes, function.restype = [], ctypes.c_char_p
-                return function().decode()
-    return None
+    """The kernel set NumPy's OpenBLAS runs (tinynet.kernels.numba_threads.openblas_kernels)."""
+    from tinynet.kernels.numba_threads import openblas_kernels
+    return openblas_kernels()
 
 
 def _shorter(value):

@@ -283,19 +283,41 @@ def _openblas_libraries():
     return list(dict.fromkeys(paths))
 
 
-def _find_thread_functions():
-    """(get, set) of OpenBLAS's thread count, or None."""
+def _loaded_openblas():
+    """NumPy's OpenBLAS libraries (_openblas_libraries), loaded through ctypes."""
     for path in _openblas_libraries():
         try:
-            library = ctypes.CDLL(path)
+            yield ctypes.CDLL(path)
         except OSError:
             continue
-        get = next((getattr(library, n) for n in _GETTERS if hasattr(library, n)), None)
-        set_ = next((getattr(library, n) for n in _SETTERS if hasattr(library, n)), None)
+
+
+def _function(library, names):
+    """The first of these functions the library exports, or None."""
+    return next((getattr(library, n) for n in names if hasattr(library, n)), None)
+
+
+def _find_thread_functions():
+    """(get, set) of OpenBLAS's thread count, or None."""
+    for library in _loaded_openblas():
+        get, set_ = _function(library, _GETTERS), _function(library, _SETTERS)
         if get is not None and set_ is not None:
             get.argtypes, get.restype = [], ctypes.c_int
             set_.argtypes, set_.restype = [ctypes.c_int], None
             return get, set_
+    return None
+
+
+def openblas_kernels():
+    """The kernel set NumPy's OpenBLAS chose ("Haswell", "SkylakeX", ...), or None.  It
+    decides the products' speed: on the AMD Zen 5 the AVX-512 set ran them 1.8x faster
+    than the AVX2 one that OPENBLAS_CORETYPE=Haswell forces (RESULTS.md, 2026-12-06)."""
+    for library in _loaded_openblas():
+        corename = _function(library, ("openblas_get_corename", "scipy_openblas_get_corename64_",
+                                       "scipy_openblas_get_corename"))
+        if corename is not None:
+            corename.argtypes, corename.restype = [], ctypes.c_char_p
+            return corename().decode()
     return None
 
 
