@@ -155,7 +155,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         # C = 40 and 64 came out even (0.91x-1.09x), C >= 128 lost (0.84x-0.90x)
         # (2-core Intel Xeon, 2026-12-06, alternated in one process).  On the AMD Zen 4:
         # C = 32 1.07x-1.59x, C = 16 0.84x, C = 48 and 64 0.96x-1.22x, C = 128 1.05x-1.36x;
-        # only C = 32 wins on both CPUs.
+        # only C = 32 wins on both CPUs.  On the AMD Zen 5 with OpenBLAS held to its AVX2
+        # (Haswell) kernels, C = 32 lost (the planes layout 1.07x-1.14x faster on three
+        # layers), and with its AVX-512 kernels it was mixed: the gain is OpenBLAS's.
         if c == CHANNELS_LAST_C:
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
