@@ -55,3 +55,41 @@ def test_kernels_compile_with_the_setting():
     else:
         assert features == "None"
     assert _numba_features_in_fresh_process(NUMBA_CPU_FEATURES="+avx2") == "+avx2"
+
+
+def _modules_importing_numba():
+    """tinynet's modules that import Numba or llvmlite themselves (jit.py aside), and
+    numba_threads.py, through which the kernels reach the first of them (atomics.py)."""
+    root = os.path.dirname(os.path.dirname(jit.__file__))
+    found = {"tinynet.kernels.numba_threads"}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or path == jit.__file__:
+                continue
+            with open(path) as source:
+                if any(line.lstrip().startswith(("import numba", "from numba", "import llvmlite",
+                                                 "from llvmlite")) for line in source):
+                    module = os.path.relpath(path[:-3], os.path.dirname(root))
+                    found.add(module.replace(os.sep, ".").removesuffix(".__init__"))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("module", _modules_importing_numba())
+def test_numba_is_imported_after_the_setting(module):
+    """Whichever module brings Numba in first, jit.py has run by then.  (atomics.py once
+    imported Numba before it: every benchmark that imported numba_threads first ran with
+    512-bit vectors, a convolution step 1.25x slower on the AMD Zen 5.)"""
+    code = (
+        "import importlib, importlib.abc, sys\n"
+        "seen = []\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'numba' and not seen:\n"
+        "            seen.append('tinynet.kernels.jit' in sys.modules)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        f"importlib.import_module({module!r})\n"
+        "print(seen)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[True]", f"importing {module} first: Numba imported before jit.py? {out}"

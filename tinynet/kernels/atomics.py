@@ -17,6 +17,7 @@ They are Numba intrinsics: callable only from @njit code, compiled inline.
 """
 import platform
 
+from . import jit  # noqa: F401  (first: it sets NUMBA_CPU_FEATURES, which Numba reads on import)
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
