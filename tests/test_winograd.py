@@ -212,12 +212,16 @@ def test_blocks_of_any_size_give_the_reference(tiles, threads, channels_last, rn
 
 def test_blocks_cover_every_tile_row_once_and_feed_every_thread(monkeypatch):
     monkeypatch.setattr(winograd.numba_threads, "THREADS", 2)
-    for n, th, tw, tiles in [(64, 16, 16, 256), (64, 4, 4, 1024), (1, 3, 5, 1), (3, 2, 2, 7)]:
+    for n, th, tw, tiles in [(64, 16, 16, 256), (64, 4, 4, 1024), (1, 3, 5, 1), (3, 2, 2, 7),
+                              (1, 28, 28, 256), (5, 7, 3, 20)]:
         blocks = winograd._blocks(n, th, tw, tiles)
         rows = [r for r0, r1 in blocks for r in range(r0, r1)]
         assert rows == list(range(n * th))
         assert len(blocks) >= min(2, n * th)
         assert all((r1 - r0) * tw <= max(tiles, tw) for r0, r1 in blocks)
+        sizes = [r1 - r0 for r0, r1 in blocks]
+        assert max(sizes) - min(sizes) <= 1, f"uneven blocks {sizes}"
+        assert len(blocks) % 2 == 0 or len(blocks) == n * th, f"{len(blocks)} blocks, 2 threads"
 
 
 def test_flipped_kernel_transform_is_a_permutation_of_u(rng):
