@@ -323,6 +323,85 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
             gw[c, 0, k // 3, k % 3] = sums[k]
 
 
+@njit(cache=True, nogil=True)
+def _phase_planes(x, n, c, ph, pw, phases):
+    """phases[a, b, i, j] = x_pad[n, c, 2 i + a, 2 j + b] (x_pad: x with PH, PW zeros before
+    it): the padded plane split by row and column parity.  Each row of x is dealt out in
+    one loop, its even columns to one phase plane and its odd ones to the other (two
+    contiguous runs written, x read in order: LLVM vectorises it).  Cells that fall in the
+    padding are never written (zeroed once by the caller, as for _pad_plane)."""
+    h_, w_ = x.shape[2], x.shape[3]
+    rows, cols = phases.shape[2], phases.shape[3]
+    even_b, even_off = pw % 2, pw // 2          # x's column 2 k lands at (b, j) = (., k + off)
+    odd_b, odd_off = (pw + 1) % 2, (pw + 1) // 2
+    pairs = min(w_ // 2, cols - even_off, cols - odd_off)
+    for r in range(min(h_, 2 * rows - ph)):
+        a, i = (r + ph) % 2, (r + ph) // 2
+        source = x[n, c, r]
+        to_even = phases[a, even_b, i, even_off:]
+        to_odd = phases[a, odd_b, i, odd_off:]
+        for k in range(pairs):
+            to_even[k] = source[2 * k]
+            to_odd[k] = source[2 * k + 1]
+        for q in range(2 * pairs, w_):          # an odd width's last column, and the rest
+            j = (q + pw) // 2
+            if j < cols:
+                phases[a, (q + pw) % 2, i, j] = source[q]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})   # 9 sums in SIMD lanes
+def _backward_weight_stride2(gy, x, ph, pw, gw, t0, t1):
+    """_backward_weight at stride 2, without its zeros.  The padded plane is split by row
+    and column parity into four phase planes P[a, b][i, j] = x_pad[2 i + a, 2 j + b], each
+    (OH + 1) x (OW + 1); x_pad[2 i + u, 2 j + v] is then P[u % 2, v % 2][i + u // 2, j +
+    v // 2].  dL/dy is read as rows of OW + 1 (a zero at the end), so that with p = i (OW +
+    1) + j each of the nine sums is one flat loop over dL/dy's cells, reading P at p, p + 1,
+    p + OW + 1 or p + OW + 2, as _backward_weight reads its padded plane.  A quarter of its
+    multiply-adds; measured in RESULTS.md (2026-12-06, fifth session)."""
+    n_ = x.shape[0]
+    oh, ow = gy.shape[2], gy.shape[3]
+    width = ow + 1                                          # dL/dy's rows, a 0 at the end
+    phases = np.zeros((2, 2, oh + 1, width), dtype=x.dtype)  # borders: 0 (see _pad_plane)
+    ee, eo = phases[0, 0].reshape(-1), phases[0, 1].reshape(-1)
+    oe, oo = phases[1, 0].reshape(-1), phases[1, 1].reshape(-1)
+    ee_below, eo_below = ee[width:], eo[width:]             # x_pad's row 2 i + 2
+    grid = np.zeros((oh, width), dtype=x.dtype)             # its last column stays 0
+    flat_grid = grid.reshape(-1)
+    length = (oh - 1) * width + ow
+    sums = np.empty(9, dtype=np.float64)
+    for c in range(t0, t1):
+        sums[:] = 0
+        for n in range(n_):
+            _phase_planes(x, n, c, ph, pw, phases)
+            for i in range(oh):
+                source, target = gy[n, c, i], grid[i]
+                for j in range(ow):
+                    target[j] = source[j]
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = np.float32(0)   # as _backward_weight
+            for p in range(length):
+                g = flat_grid[p]
+                s0 += g * ee[p]                 # u, v = 0, 0
+                s1 += g * eo[p]                 # 0, 1
+                s2 += g * ee[p + 1]             # 0, 2
+                s3 += g * oe[p]                 # 1, 0
+                s4 += g * oo[p]                 # 1, 1
+                s5 += g * oe[p + 1]             # 1, 2
+                s6 += g * ee_below[p]           # 2, 0
+                s7 += g * eo_below[p]           # 2, 1
+                s8 += g * ee_below[p + 1]       # 2, 2
+            sums[0] += s0
+            sums[1] += s1
+            sums[2] += s2
+            sums[3] += s3
+            sums[4] += s4
+            sums[5] += s5
+            sums[6] += s6
+            sums[7] += s7
+            sums[8] += s8
+        for k in range(9):
+            gw[c, 0, k // 3, k % 3] = sums[k]
+
+
 # Planes of at most this many pixels (H W of x) use the channels-last kernels: measured on
 # MobileNet's shapes (benchmarks/bench_depthwise.py), 8x8 and 4x4 ran 1.1-4x faster that
 # way, 16x16 and larger slower (the two transposes cost more than the short rows).  The
@@ -334,8 +413,11 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
 # process, 2026-12-05).  dL/dw's flat planes loop (_backward_weight) wins on 8x8 at stride
 # 1 too: 1.4x on 32x128x8x8, 1.1x on 1x512x8x8; at stride 2 the two come out even
 # (channels last kept), and on 4x4 planes channels last is 1.4x-1.8x faster (AMD EPYC
-# Zen 4, alternated, 2026-12-06).
+# Zen 4, alternated, 2026-12-06).  The stride-2 phase-planes loop (_backward_weight_stride2)
+# did not change that: channels last 1.3x-1.9x faster on 8x8 and 4x4 planes at stride 2,
+# the planes loop 1.36x faster on 16x16 (AMD EPYC Zen 5, 2026-12-06).
 CHANNELS_LAST_MAX_PIXELS = 64
+STRIDE2_WEIGHT_PHASES = True    # dL/dw at stride 2 by phase planes (_backward_weight_stride2)
 CHANNELS_LAST_MAX_PIXELS_FAST_PLANES = 16
 
 
@@ -428,5 +510,9 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         grad_w_last = per_example.sum(axis=0, dtype=np.float64)      # the examples' sum
         return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
     grad_w = empty(weight_shape, grad_y.dtype)
-    run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, *geometry, grad_w)
+    if STRIDE2_WEIGHT_PHASES and tuple(stride) == (2, 2):
+        run(_backward_weight_stride2, weight_shape[0], 9 * grad_y.size, grad_y, x,
+            padding[0], padding[1], grad_w)
+    else:
+        run(_backward_weight, weight_shape[0], 9 * grad_y.size, grad_y, x, *geometry, grad_w)
     return grad_w
