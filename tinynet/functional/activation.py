@@ -47,7 +47,9 @@ _NUMBA_RELU_MIN_SIZE = 1 << 12
 # below (0.40x-0.74x: the hand-off to the second core costs more than it saves; Intel
 # Xeon, 2026-12-05 night).  With the cheaper hand-off (numba_threads._Worker, AMD Zen 5,
 # 2026-12-06, two runs) it wins from 150K up (1.17x-1.28x there, 1.48x-1.49x at 301K)
-# and loses at 113K and below (0.75x-0.96x).
+# and loses at 113K and below (0.75x-0.96x); rechecked with the kernels compiled as
+# jit.py intends (those runs had 512-bit vectors, RESULTS.md): 150K 1.37x-1.44x, 113K and
+# below 0.44x-0.71x.
 _NUMBA_RELU6_FORWARD_MIN_SIZE = 1 << 17
 
 

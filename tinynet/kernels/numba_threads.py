@@ -89,6 +89,9 @@ DELAY_SECONDS = 2.5e-6           # how long the worker lets the caller go first 
 # long ones cost most where the machine is shared.  50 us: most of the quiet gain, and
 # 1.04x-1.35x the locks' time on a shared machine (200 us: up to 2.8x; small depthwise
 # forwards alone, benchmarks/bench_handoff.py run beside a busy loop: 1.3x-1.55x).
+# (The kernels in those runs had 512-bit vectors, not jit.py's 256: RESULTS.md, 2026-12-06,
+# fifth session.  The hand-off's own cost does not depend on it: bench_handoff read +4-7 us
+# per split call with 256-bit kernels too.)
 SPIN_SECONDS = 50e-6
 
 # flag offsets in a worker's int64 array, a cache line (8 int64) apart

@@ -22,7 +22,9 @@ from .scratch import empty
 # dL/dW: the products' inner dimension is the block.  Swept on the Intel Xeon (layer time
 # relative to the best of six shapes, RESULTS.md 2026-12-05): 512 tiles 1.00-1.10, 1024
 # 1.00-1.07; on the AMD EPYC Zen 5 (2026-12-06, alternated in one process, eight shapes)
-# 512 ran 0.98x-1.21x the speed of 1024, median 1.06x.
+# 512 ran 0.98x-1.21x the speed of 1024, median 1.06x; rechecked there with 256-bit
+# vectors (that sweep ran with 512-bit ones, RESULTS.md): 256 and 1024 ran 0.94x-1.01x
+# 512's speed on the whole layer step, seven shapes.
 TILES_PER_WEIGHT_BLOCK = 512
 CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks)
 TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
@@ -157,7 +159,8 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         # C = 32 1.07x-1.59x, C = 16 0.84x, C = 48 and 64 0.96x-1.22x, C = 128 1.05x-1.36x;
         # only C = 32 wins on both CPUs.  On the AMD Zen 5 with OpenBLAS held to its AVX2
         # (Haswell) kernels, C = 32 lost (the planes layout 1.07x-1.14x faster on three
-        # layers), and with its AVX-512 kernels it was mixed: the gain is OpenBLAS's.
+        # layers; 0.89x-0.97x for channels last on five, rechecked with 256-bit vectors),
+        # and with its AVX-512 kernels it was mixed: the gain is OpenBLAS's.
         if c == CHANNELS_LAST_C:
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
