@@ -3,6 +3,8 @@ and dL/dW on random shapes (odd and even sizes, padding 0-2) in float64 and floa
 float32 error against im2col's, the 1-D F(2, 3) worked by hand, and the dispatch."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinynet as tn
 import tinynet.functional as F
@@ -222,6 +224,24 @@ def test_blocks_cover_every_tile_row_once_and_feed_every_thread(monkeypatch):
         sizes = [r1 - r0 for r0, r1 in blocks]
         assert max(sizes) - min(sizes) <= 1, f"uneven blocks {sizes}"
         assert len(blocks) % 2 == 0 or len(blocks) == n * th, f"{len(blocks)} blocks, 2 threads"
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 70), th=st.integers(1, 40), tw=st.integers(1, 130),
+       tiles=st.integers(1, 2048), threads=st.integers(1, 4))
+def test_blocks_are_even_for_any_geometry(n, th, tw, tiles, threads):
+    """The same properties for any batch, plane and thread count: every tile row once, in
+    order; at most max(tiles, TW) tiles a block; sizes within one row of each other; a
+    whole number of blocks per thread unless there are fewer rows than that."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(winograd.numba_threads, "THREADS", threads)
+        blocks = winograd._blocks(n, th, tw, tiles)
+    rows = n * th
+    assert [r for r0, r1 in blocks for r in range(r0, r1)] == list(range(rows))
+    sizes = [r1 - r0 for r0, r1 in blocks]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1, sizes
+    assert max(sizes) * tw <= max(tiles, tw), (sizes, tiles)
+    assert len(blocks) % threads == 0 or len(blocks) == rows, (len(blocks), threads)
 
 
 def test_flipped_kernel_transform_is_a_permutation_of_u(rng):
