@@ -417,7 +417,6 @@ def _backward_weight_stride2(gy, x, ph, pw, gw, t0, t1):
 # did not change that: channels last 1.3x-1.9x faster on 8x8 and 4x4 planes at stride 2,
 # the planes loop 1.36x faster on 16x16 (AMD EPYC Zen 5, 2026-12-06).
 CHANNELS_LAST_MAX_PIXELS = 64
-STRIDE2_WEIGHT_PHASES = True    # dL/dw at stride 2 by phase planes (_backward_weight_stride2)
 CHANNELS_LAST_MAX_PIXELS_FAST_PLANES = 16
 
 
@@ -510,7 +509,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         grad_w_last = per_example.sum(axis=0, dtype=np.float64)      # the examples' sum
         return grad_w_last.reshape(9, -1).T.reshape(weight_shape).astype(grad_y.dtype)
     grad_w = empty(weight_shape, grad_y.dtype)
-    if STRIDE2_WEIGHT_PHASES and tuple(stride) == (2, 2):
+    if tuple(stride) == (2, 2):
         run(_backward_weight_stride2, weight_shape[0], 9 * grad_y.size, grad_y, x,
             padding[0], padding[1], grad_w)
     else:
