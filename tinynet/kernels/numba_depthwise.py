@@ -260,6 +260,20 @@ def _spread_gradient(gy, n, c, sh, sw, grid):
             grid[i * sh, j * sw] = gy[n, c, i, j]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_nine(sums, s0, s1, s2, s3, s4, s5, s6, s7, s8):
+    """sums[k] += s_k: a plane's nine dL/dw sums into the float64 totals (both loops below)."""
+    sums[0] += s0
+    sums[1] += s1
+    sums[2] += s2
+    sums[3] += s3
+    sums[4] += s4
+    sums[5] += s5
+    sums[6] += s6
+    sums[7] += s7
+    sums[8] += s8
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})   # 9 sums in SIMD lanes
 def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
     """dL/dw[c, 0, u, v] = sum_{n, i, j} dL/dy[n, c, i, j] x_pad[n, c, i SH + u, j SW + v].
@@ -310,15 +324,7 @@ def _backward_weight(gy, x, sh, sw, ph, pw, gw, t0, t1):
                 s6 += g * row2[p]
                 s7 += g * row2[p + 1]
                 s8 += g * row2[p + 2]
-            sums[0] += s0
-            sums[1] += s1
-            sums[2] += s2
-            sums[3] += s3
-            sums[4] += s4
-            sums[5] += s5
-            sums[6] += s6
-            sums[7] += s7
-            sums[8] += s8
+            _add_nine(sums, s0, s1, s2, s3, s4, s5, s6, s7, s8)
         for k in range(9):
             gw[c, 0, k // 3, k % 3] = sums[k]
 
@@ -389,15 +395,7 @@ def _backward_weight_stride2(gy, x, ph, pw, gw, t0, t1):
                 s6 += g * ee_below[p]           # 2, 0
                 s7 += g * eo_below[p]           # 2, 1
                 s8 += g * ee_below[p + 1]       # 2, 2
-            sums[0] += s0
-            sums[1] += s1
-            sums[2] += s2
-            sums[3] += s3
-            sums[4] += s4
-            sums[5] += s5
-            sums[6] += s6
-            sums[7] += s7
-            sums[8] += s8
+            _add_nine(sums, s0, s1, s2, s3, s4, s5, s6, s7, s8)
         for k in range(9):
             gw[c, 0, k // 3, k % 3] = sums[k]
 
