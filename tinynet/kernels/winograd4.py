@@ -26,9 +26,9 @@ against float64, benchmarks/RESULTS.md, 2026-12-06), as a multiple of im2col's e
 and Gray's integer points 0, +-1, +-2 gave 4x-12x; 0, +-1, +-1/2 gave 4x-13x; these points
 1.7x-5.6x at C <= 64 and 4.6x-9.5x at C = 128 (median 6x), growing with C to 8.6x-13.4x at
 C = 256-512.  #13 allows F(4x4) only within 10x, so ``preferred`` keeps it to C <= 128.
-dL/dx by F(4x4)
-measured 3.4x-13.4x im2col's dL/dx (whose GEMM sums only O terms, so its own error is
-smaller): the backward stays F(2x2)'s, in winograd.py.
+The backward stays F(2x2)'s, in winograd.py: by F(4x4), dL/dx measured 9.4x-15.3x im2col's
+error (6.2x-10.1x computed as the forward's transpose) and dL/dW 2.4x-14.1x; F(3x3, 3x3),
+with 5x5 tiles, is no better (python -m benchmarks.winograd_error reruns the table).
 
 Speed: the products are 36 per 16 outputs instead of F(2x2)'s 64, so 0.56x the GEMM work;
 the tile transforms stay about as costly per output as F(2x2)'s because they are organised
