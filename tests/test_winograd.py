@@ -19,7 +19,9 @@ GEOMETRY = ((1, 1), None, (1, 1), 1)    # stride, padding (per case), dilation, 
 CASES = [  # N, C, H, W, O, (PH, PW)
     (2, 3, 5, 6, 4, (1, 1)), (1, 2, 7, 7, 3, (0, 0)), (2, 4, 6, 5, 3, (2, 1)),
     (3, 5, 8, 8, 6, (1, 1)), (1, 1, 3, 3, 1, (0, 0)), (2, 6, 4, 9, 2, (0, 2)),
-    (1, 3, 1, 2, 2, (1, 2))]
+    (1, 3, 1, 2, 2, (1, 2)),
+    # rows of eight tiles and more: the transforms' simd path, with one-by-one tiles left over
+    (2, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 17, 2, (0, 0)), (1, 2, 5, 34, 4, (2, 1))]
 
 
 def problem(case, dtype, rng):
@@ -388,3 +390,54 @@ def test_bias_gradient_is_summed_in_the_weight_pass(tiles, threads, rng, monkeyp
         F.conv2d(xt, wt, bt, padding=1).backward(grad_y)
     assert passes == []
     np.testing.assert_allclose(bt.grad, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
+def _bt_model(d0, d1, d2, d3):
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 12), w=st.integers(1, 45),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       tiles=st.integers(1, 300), dtype=st.sampled_from([np.float32, np.float64]))
+def test_input_transform_is_bt_d_b_bitwise(n, h, w, padding, tiles, dtype):
+    """_input_tiles (eight tiles at a time, the rest one by one) writes exactly B^T d B as
+    NumPy computes it in the same order (per column, then per row), for any plane width and
+    block, in float32 and float64."""
+    if h + 2 * padding[0] < 3 or w + 2 * padding[1] < 3:
+        return
+    x = np.random.default_rng(h * 100 + w).standard_normal((n, 2, h, w)).astype(dtype)
+    oh, ow, th, tw = winograd._tiles(x.shape, padding)
+    x_pad = np.zeros((n, 2, 2 * th + 2, 2 * tw + 2), dtype)
+    x_pad[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
+    tile_rows = [x_pad[:, :, 2 * i:2 * i + 4] for i in range(th)]        # (n, 2, 4, W_pad)
+    want = np.empty((16, 2, n * th * tw), dtype)
+    for i, rows in enumerate(tile_rows):
+        columns = np.stack([rows[..., 2 * j:2 * j + 4] for j in range(tw)], axis=2)
+        by_column = _bt_model(*(columns[..., r, :] for r in range(4)))   # B^T d: rows a
+        for a, row in enumerate(by_column):
+            for k, value in enumerate(_bt_model(*(row[..., b] for b in range(4)))):
+                cells = want[4 * a + k].reshape(2, n, th, tw)
+                cells[:, :, i] = value.transpose(1, 0, 2)
+    for r0, r1 in winograd._blocks(n, th, tw, tiles):
+        v = winograd._slabs(2, (r1 - r0) * tw, dtype)
+        winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
+        np.testing.assert_array_equal(v, want[:, :, r0 * tw:r1 * tw])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), oh=st.integers(1, 12), ow=st.integers(1, 45),
+       tiles=st.integers(1, 300), dtype=st.sampled_from([np.float32, np.float64]))
+def test_output_transform_eight_at_a_time_is_the_one_by_one_loop_bitwise(n, oh, ow, tiles,
+                                                                         dtype):
+    rng = np.random.default_rng(oh * 100 + ow)
+    th, tw = -(-oh // 2), -(-ow // 2)
+    bias = rng.standard_normal(3).astype(dtype)
+    y_fast, y_one = np.full((2, n, 3, oh, ow), np.nan, dtype)
+    for r0, r1 in winograd._blocks(n, th, tw, tiles):
+        m = winograd._slabs(3, (r1 - r0) * tw, dtype)
+        m[...] = rng.standard_normal(m.shape)
+        winograd._output_tiles(m, th, tw, r0, r1, bias, y_fast)
+        winograd._output_tiles_one_by_one(m, th, tw, r0, r1, bias, y_one)
+    assert not np.isnan(y_one).any()               # every output written, nothing past y
+    np.testing.assert_array_equal(y_fast, y_one)

@@ -68,7 +68,7 @@ import itertools
 import numpy as np
 
 from ..geometry import conv_output_hw
-from . import numba_threads
+from . import numba_threads, simd
 from .jit import njit
 from .numba_threads import blas_threads_controllable, one_blas_thread, run
 from .scratch import empty, new_buffer, scratch
@@ -174,15 +174,18 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     are copied into a zero-bordered plane first, so that the tile loop needs no bounds
     checks.  Channel by channel: 16 runs of writes per channel.
 
-    The tile loop compiles to scalar code: it writes 16 runs, and LLVM vectorises a loop
-    only after checking at run time that no output overlaps another array, for at most
-    eight pairs.  A version with the 16 runs a literal distance apart (one array to LLVM)
-    and the plane's columns dealt into even and odd ones did vectorise, and won only on
-    wide planes: 2.3x at 224x224, 0.16x-0.87x from 8x8 to 56x56, where each tile row's
-    short loops cost more than they saved (RESULTS.md, 2026-12-06, fifth session)."""
+    Eight tiles at a time as simd vectors (simd.py): their four columns q, r, s, u are the
+    even and odd elements of the plane row from 2 tj and from 2 tj + 2, so the same bt()
+    computes eight tiles' entries, stored as runs of eight; the TW % 8 tiles left over go
+    first, one at a time, the same arithmetic on scalars (results bit-identical either way).
+    LLVM's own vectoriser leaves such a loop scalar: it writes 16 runs, and LLVM vectorises
+    a loop only after checking at run time that no output overlaps another array, for at
+    most eight pairs.  The vectors made this transform 1.9x-2.4x faster on blocks of 14x14
+    to 224x224 planes (TW >= 8), even at TW = 4 (AMD Zen 5, 2026-12-06, RESULTS.md)."""
     h_, w_ = x.shape[2], x.shape[3]
     plane = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)   # its border stays zero
     cols = min(w_, plane.shape[1] - pw)
+    vector_tiles = tw - tw % simd.LANES
     for c in range(x.shape[1]):
         for n in range(r0 // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
@@ -193,7 +196,7 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                                   plane[2 * ti + 3])
                 t = (n * th + ti - r0) * tw
                 out = v[:, c, t:t + tw]              # (16, TW): this tile row's entries
-                for tj in range(tw):
+                for tj in range(tw - vector_tiles):
                     q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3
                     # B^T d: the rows combined, per column (a: row 0 of B^T d, ...)
                     a0, b0, e0, f0 = bt(d0[q], d1[q], d2[q], d3[q])
@@ -205,43 +208,107 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                                               (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
                         out[k, tj], out[k + 1, tj], out[k + 2, tj], out[k + 3, tj] = bt(
                             g0, g1, g2, g3)
+                for tj in range(tw - vector_tiles, tw, simd.LANES):
+                    q = 2 * tj                       # columns q, r = q + 1, s = q + 2, u
+                    d0q, d0r = simd.load_even_odd(d0, q)
+                    d0s, d0u = simd.load_even_odd(d0, q + 2)
+                    d1q, d1r = simd.load_even_odd(d1, q)
+                    d1s, d1u = simd.load_even_odd(d1, q + 2)
+                    d2q, d2r = simd.load_even_odd(d2, q)
+                    d2s, d2u = simd.load_even_odd(d2, q + 2)
+                    d3q, d3r = simd.load_even_odd(d3, q)
+                    d3s, d3u = simd.load_even_odd(d3, q + 2)
+                    a0, b0, e0, f0 = bt(d0q, d1q, d2q, d3q)
+                    a1, b1, e1, f1 = bt(d0r, d1r, d2r, d3r)
+                    a2, b2, e2, f2 = bt(d0s, d1s, d2s, d3s)
+                    a3, b3, e3, f3 = bt(d0u, d1u, d2u, d3u)
+                    for k, g0, g1, g2, g3 in ((0, a0, a1, a2, a3), (4, b0, b1, b2, b3),
+                                              (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
+                        h0, h1, h2, h3 = bt(g0, g1, g2, g3)
+                        simd.store(out[k], tj, h0)
+                        simd.store(out[k + 1], tj, h1)
+                        simd.store(out[k + 2], tj, h2)
+                        simd.store(out[k + 3], tj, h3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def at(m0, m1, m2, m3):
+    """A^T m for four numbers down a tile column (or along a row): the output transform's
+    one-dimensional step, done twice per tile."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _output_tile(tiles, tj, b, pairs, top, bottom, bottom_in_y):
+    """Tile tj of a tile row (``tiles``: M as (16, TW)) into y's rows ``top`` and
+    ``bottom``: the columns 2 tj and, where it is in y, 2 tj + 1."""
+    s0, u0 = at(tiles[0, tj], tiles[4, tj], tiles[8, tj], tiles[12, tj])     # A^T M, per
+    s1, u1 = at(tiles[1, tj], tiles[5, tj], tiles[9, tj], tiles[13, tj])     # column
+    s2, u2 = at(tiles[2, tj], tiles[6, tj], tiles[10, tj], tiles[14, tj])
+    s3, u3 = at(tiles[3, tj], tiles[7, tj], tiles[11, tj], tiles[15, tj])
+    top_left, top_right = at(s0, s1, s2, s3)                                 # (A^T M) A
+    bottom_left, bottom_right = at(u0, u1, u2, u3)
+    if tj < pairs:
+        top[2 * tj], top[2 * tj + 1] = top_left + b, top_right + b
+        if bottom_in_y:
+            bottom[2 * tj], bottom[2 * tj + 1] = bottom_left + b, bottom_right + b
+    else:                              # odd OW: the last tile's first column only
+        top[2 * tj] = top_left + b
+        if bottom_in_y:
+            bottom[2 * tj] = bottom_left + b
 
 
 @njit(cache=True, nogil=True)
-def _output_tiles(m, th, tw, r0, r1, bias, y):
+def _output_tiles_one_by_one(m, th, tw, r0, r1, bias, y):
     """y[n, o, 2 ti + i, 2 tj + j] = (A^T M A)[i, j] + bias[o] with M = m[:, o, (r - r0) TW
     + tj] for the tile rows r = n TH + ti in [r0, r1) (rows and columns past OH, OW
-    dropped).  Channel by channel, a tile row at a time: 16 contiguous reads, two output
-    rows written."""
-    oh, ow = y.shape[2], y.shape[3]
-    pairs = ow // 2                    # tiles whose two output columns are both in y
+    dropped).  Channel by channel, a tile row at a time, one tile at a time: 16 reads, two
+    output rows written.  _output_tiles does the same eight tiles at a time; this loop is
+    faster where a tile row is shorter than eight tiles (TW = 4: 1.5x)."""
+    oh, pairs = y.shape[2], y.shape[3] // 2      # pairs: tiles with both columns in y
     for o in range(y.shape[1]):
         b = bias[o]
         for r in range(r0, r1):
             n, ti = r // th, r % th
-            t = (r - r0) * tw
-            tiles = m[:, o, t:t + tw]                     # (16, TW): this tile row's M
-            m0, m1, m2, m3 = tiles[0], tiles[1], tiles[2], tiles[3]
-            m4, m5, m6, m7 = tiles[4], tiles[5], tiles[6], tiles[7]
-            m8, m9, m10, m11 = tiles[8], tiles[9], tiles[10], tiles[11]
-            m12, m13, m14, m15 = tiles[12], tiles[13], tiles[14], tiles[15]
+            tiles = m[:, o, (r - r0) * tw:(r - r0 + 1) * tw]    # (16, TW): this row's M
             top = y[n, o, 2 * ti]
             bottom = y[n, o, 2 * ti + 1] if 2 * ti + 1 < oh else top   # odd OH: not written
             for tj in range(tw):
-                # A^T M: rows (m0 + m1 + m2, m1 - m2 - m3) of each column; then per row
-                s0, s1 = m0[tj] + m4[tj] + m8[tj], m1[tj] + m5[tj] + m9[tj]
-                s2, s3 = m2[tj] + m6[tj] + m10[tj], m3[tj] + m7[tj] + m11[tj]
-                u0, u1 = m4[tj] - m8[tj] - m12[tj], m5[tj] - m9[tj] - m13[tj]
-                u2, u3 = m6[tj] - m10[tj] - m14[tj], m7[tj] - m11[tj] - m15[tj]
-                if tj < pairs:
-                    top[2 * tj], top[2 * tj + 1] = s0 + s1 + s2 + b, s1 - s2 - s3 + b
-                    if 2 * ti + 1 < oh:
-                        bottom[2 * tj] = u0 + u1 + u2 + b
-                        bottom[2 * tj + 1] = u1 - u2 - u3 + b
-                else:                          # odd OW: the last tile's first column only
-                    top[2 * tj] = s0 + s1 + s2 + b
-                    if 2 * ti + 1 < oh:
-                        bottom[2 * tj] = u0 + u1 + u2 + b
+                _output_tile(tiles, tj, b, pairs, top, bottom, 2 * ti + 1 < oh)
+
+
+@njit(cache=True, nogil=True)
+def _output_tiles(m, th, tw, r0, r1, bias, y):
+    """_output_tiles_one_by_one, eight tiles at a time as simd vectors, each output row's
+    two columns interleaved as they are stored; the tiles left over (the first PAIRS % 8,
+    and an odd OW's last) one at a time.  Results bit-identical to it."""
+    oh, pairs = y.shape[2], y.shape[3] // 2
+    head = pairs % simd.LANES          # tiles [head, pairs) go eight at a time
+    for o in range(y.shape[1]):
+        b = bias[o]
+        for r in range(r0, r1):
+            n, ti = r // th, r % th
+            tiles = m[:, o, (r - r0) * tw:(r - r0 + 1) * tw]
+            top = y[n, o, 2 * ti]
+            bottom = y[n, o, 2 * ti + 1] if 2 * ti + 1 < oh else top
+            for i in range(head + tw - pairs):         # the tiles [0, head) and [pairs, TW)
+                _output_tile(tiles, i if i < head else pairs + i - head, b, pairs, top,
+                             bottom, 2 * ti + 1 < oh)
+            for tj in range(head, pairs, simd.LANES):
+                s0, u0 = at(simd.load(tiles[0], tj), simd.load(tiles[4], tj),
+                            simd.load(tiles[8], tj), simd.load(tiles[12], tj))
+                s1, u1 = at(simd.load(tiles[1], tj), simd.load(tiles[5], tj),
+                            simd.load(tiles[9], tj), simd.load(tiles[13], tj))
+                s2, u2 = at(simd.load(tiles[2], tj), simd.load(tiles[6], tj),
+                            simd.load(tiles[10], tj), simd.load(tiles[14], tj))
+                s3, u3 = at(simd.load(tiles[3], tj), simd.load(tiles[7], tj),
+                            simd.load(tiles[11], tj), simd.load(tiles[15], tj))
+                bias_lanes = simd.splat(b, s0)
+                left, right = at(s0, s1, s2, s3)
+                simd.store_even_odd(top, 2 * tj, left + bias_lanes, right + bias_lanes)
+                if 2 * ti + 1 < oh:
+                    left, right = at(u0, u1, u2, u3)
+                    simd.store_even_odd(bottom, 2 * tj, left + bias_lanes, right + bias_lanes)
 
 
 @njit(cache=True, nogil=True)
@@ -334,6 +401,9 @@ def kernel_transform(weight, keep=False):
 def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
     """The forward's blocks ``indices``, on this thread: tiles, products, output."""
     o, c = u.shape[1], u.shape[2]
+    # eight tiles at a time where a tile row has eight pairs of columns (1.4x-3.8x faster
+    # there; with fewer, the vector version's one-by-one tail ran 0.6x-0.8x)
+    output_tiles = _output_tiles if y.shape[3] // 2 >= simd.LANES else _output_tiles_one_by_one
     for i in indices:
         r0, r1 = blocks[i]
         size = (r1 - r0) * tw
@@ -341,7 +411,7 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
         m = _slabs(o, size, x.dtype, "winograd_m")              # (16, O, B)
         _input_tiles(x, ph, pw, th, tw, r0, r1, v)
         np.matmul(u, v, out=m)                                  # M[k] = U[k] V[k]
-        _output_tiles(m, th, tw, r0, r1, bias, y)
+        output_tiles(m, th, tw, r0, r1, bias, y)
 
 
 def _forward(x, u, padding, bias=None):

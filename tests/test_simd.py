@@ -1,0 +1,68 @@
+"""kernels/simd.py: eight numbers as one value, against NumPy slicing; bad operands are
+typing errors, not wrong answers."""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from numba.core.errors import TypingError  # noqa: E402
+
+from tinynet.kernels import simd  # noqa: E402
+from tinynet.kernels.jit import njit  # noqa: E402
+
+
+@njit
+def _every_operation(a, b, out, i, j):
+    """out[0:8] = a[i:i+8] + even(b[j:j+16]) - (-odd(b[j:j+16])); out[8:24] = a[i:i+8] and
+    2.5 interleaved; out[24:32] = a[i:i+8] - 1."""
+    va = simd.load(a, i)
+    even, odd = simd.load_even_odd(b, j)
+    simd.store(out, 0, va + even - (-odd))
+    simd.store_even_odd(out, 8, va, simd.splat(2.5, va))
+    simd.store(out, 24, va - simd.splat(1, va))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("i, j", [(0, 0), (1, 3), (5, 7)])
+def test_each_operation_against_numpy(dtype, i, j, rng):
+    a = rng.standard_normal(20).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    out = np.full(40, np.nan, dtype)
+    _every_operation(a, b, out, i, j)
+    want = np.full(40, np.nan, dtype)
+    want[:8] = a[i:i + 8] + b[j:j + 16:2] - (-b[j + 1:j + 17:2])
+    want[8:24:2], want[9:24:2] = a[i:i + 8], 2.5
+    want[24:32] = a[i:i + 8] - 1
+    np.testing.assert_array_equal(out, want)           # lane by lane: NumPy's rounding too
+    assert out.dtype == dtype
+
+
+def test_rows_of_a_strided_array(rng):
+    """Rows of a 2-D view (its last axis contiguous) are valid operands; nothing else in the
+    array changes."""
+    grid = rng.standard_normal((4, 40)).astype(np.float32)
+    view = grid[1:, 3:]                            # rows of 37
+    before = grid.copy()
+    _every_operation(view[0], view[1], view[2], 2, 4)
+    want = before.copy()
+    a, b, out = before[1, 3:], before[2, 3:], want[3, 3:]
+    out[:8] = a[2:10] + b[4:20:2] + b[5:21:2]
+    out[8:24:2], out[9:24:2] = a[2:10], 2.5
+    out[24:32] = a[2:10] - 1
+    np.testing.assert_array_equal(grid, want)
+
+
+@njit
+def _add_mixed(a, b):
+    return simd.load(a, 0) + simd.load(b, 0)
+
+
+@njit
+def _load_from_2d(a):
+    return simd.load(a, 0)
+
+
+def test_mixed_element_types_and_2d_arrays_do_not_compile():
+    with pytest.raises(TypingError):
+        _add_mixed(np.zeros(8, np.float32), np.zeros(8, np.float64))
+    with pytest.raises(TypingError):
+        _load_from_2d(np.zeros((2, 8), np.float32))

@@ -1,0 +1,182 @@
+"""Eight numbers as one value: explicit SIMD vectors for the Numba kernels.
+
+Why.  LLVM turns a loop into vector code only when it can prove, or check at run time, that
+no output overlaps another array the loop touches, and it gives up beyond eight such
+checks.  A Winograd tile transform writes 16 runs (one per entry of the 4x4 tile), so the
+vectoriser leaves it scalar, however it is written (benchmarks/RESULTS.md: five sessions of
+variants).  Here the kernel says itself what goes in a vector register: eight consecutive
+tiles, one per lane, so that the same expressions as the scalar code compute eight tiles at
+once.  No check is needed: the kernel, not the compiler, vouches that the runs do not
+overlap.
+
+    v = load(row, i)                 row[i: i + 8] as one vector (a 1-D array, contiguous)
+    even, odd = load_even_odd(row, i)    row[i: i + 16] dealt into its even and odd
+                                     elements: (row[i], row[i + 2], ...), (row[i + 1], ...)
+    store(row, i, v)                 row[i: i + 8] = v
+    store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
+    splat(x, like)                   a vector of eight x, like ``like``'s type
+    v + w, v - w, -v                 lane by lane
+
+A vector has the element type of the array it was loaded from (float32 or float64; eight
+float64 lanes are two registers of AVX2, one of AVX-512).  On a CPU with narrower vector
+registers LLVM splits the operations; the results are the same everywhere, and each lane's
+arithmetic is the scalar code's, in the same order, so a vectorised kernel gives results
+bit-identical to its scalar loop.  The functions are Numba intrinsics: callable only from
+@njit code, compiled inline.  Nothing checks bounds: the caller keeps i + 8 (or i + 16)
+within the row.
+"""
+import operator
+
+from . import jit  # noqa: F401  (first: it sets NUMBA_CPU_FEATURES, which Numba reads on import)
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
+
+LANES = 8
+
+
+class Vector(types.Type):
+    """The Numba type of eight numbers of ``dtype`` (a Numba float type) held as one value."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        super().__init__(name=f"Vector({dtype}, {LANES})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, LANES))
+
+
+def _row_type(array):
+    """The vector type for a 1-D float array, or None (then Numba reports a typing error)."""
+    if isinstance(array, types.Array) and array.ndim == 1 and isinstance(array.dtype, types.Float):
+        return Vector(array.dtype)
+    return None
+
+
+def _address(context, builder, array_type, array, index, lanes):
+    """A pointer to array[index] typed as ``lanes`` elements in a row."""
+    array = context.make_array(array_type)(context, builder, array)
+    pointer = cgutils.get_item_pointer(context, builder, array_type, array, [index])
+    element = context.get_value_type(array_type.dtype)
+    return builder.bitcast(pointer, ir.VectorType(element, lanes).as_pointer())
+
+
+def _lane_indices(indices):
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(indices)), list(indices))
+
+
+def _load_row(context, builder, signature, args, lanes):
+    """args = (row, index): row[index: index + lanes] as one LLVM vector (unaligned load)."""
+    address = _address(context, builder, signature.args[0], args[0], args[1], lanes)
+    return builder.load(address, align=1)
+
+
+@intrinsic
+def load(typingctx, row, index):
+    vector = _row_type(row)
+    return None if vector is None else (
+        vector(row, index),
+        lambda context, builder, signature, args: _load_row(context, builder, signature,
+                                                            args, LANES))
+
+
+@intrinsic
+def load_even_odd(typingctx, row, index):
+    vector = _row_type(row)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        both = _load_row(context, builder, signature, args, 2 * LANES)
+        even = builder.shuffle_vector(both, both, _lane_indices(range(0, 2 * LANES, 2)))
+        odd = builder.shuffle_vector(both, both, _lane_indices(range(1, 2 * LANES, 2)))
+        return context.make_tuple(builder, signature.return_type, [even, odd])
+    return types.UniTuple(vector, 2)(row, index), codegen
+
+
+@intrinsic
+def store(typingctx, row, index, value):
+    if _row_type(row) != value:
+        return None
+
+    def codegen(context, builder, signature, args):
+        address = _address(context, builder, signature.args[0], args[0], args[1], LANES)
+        builder.store(args[2], address, align=1)
+        return context.get_dummy_value()
+    return types.void(row, index, value), codegen
+
+
+@intrinsic
+def store_even_odd(typingctx, row, index, even, odd):
+    if not (_row_type(row) == even == odd):
+        return None
+
+    def codegen(context, builder, signature, args):
+        address = _address(context, builder, signature.args[0], args[0], args[1], 2 * LANES)
+        lanes = [j for i in range(LANES) for j in (i, LANES + i)]     # e0, o0, e1, o1, ...
+        builder.store(builder.shuffle_vector(args[2], args[3], _lane_indices(lanes)), address,
+                      align=1)
+        return context.get_dummy_value()
+    return types.void(row, index, even, odd), codegen
+
+
+@intrinsic
+def splat(typingctx, value, like):
+    if not isinstance(like, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        element = context.cast(builder, args[0], signature.args[0], like.dtype)
+        vector_type = context.get_value_type(like)
+        one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), element,
+                                     ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(one, one, _lane_indices([0] * LANES))
+    return like(value, like), codegen
+
+
+def _lanewise(instruction):
+    @intrinsic
+    def apply(typingctx, a, b):
+        if not (isinstance(a, Vector) and a == b):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, instruction)(args[0], args[1])
+        return a(a, b), codegen
+    return apply
+
+
+_add, _subtract = _lanewise("fadd"), _lanewise("fsub")
+
+
+@intrinsic
+def _negate(typingctx, a):
+    if not isinstance(a, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fneg(args[0])
+    return a(a), codegen
+
+
+@overload(operator.add)
+def _vector_add(a, b):
+    if isinstance(a, Vector) and a == b:
+        return lambda a, b: _add(a, b)
+
+
+@overload(operator.sub)
+def _vector_subtract(a, b):
+    if isinstance(a, Vector) and a == b:
+        return lambda a, b: _subtract(a, b)
+
+
+@overload(operator.neg)
+def _vector_negate(a):
+    if isinstance(a, Vector):
+        return lambda a: _negate(a)
