@@ -66,3 +66,19 @@ def test_mixed_element_types_and_2d_arrays_do_not_compile():
         _add_mixed(np.zeros(8, np.float32), np.zeros(8, np.float64))
     with pytest.raises(TypingError):
         _load_from_2d(np.zeros((2, 8), np.float32))
+
+
+@njit
+def _widened_sum(a):
+    return simd.lane_sum(simd.widen(simd.load(a, 0)) + simd.widen(simd.load(a, 8)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_widen_and_lane_sum_in_lane_order(dtype, rng):
+    a = (rng.standard_normal(16) * 10.0 ** rng.integers(-8, 8, 16)).astype(dtype)
+    pairs = a[:8].astype(np.float64) + a[8:].astype(np.float64)
+    want = pairs[0]
+    for value in pairs[1:]:                        # lane 0 first, then one lane at a time
+        want += value
+    got = _widened_sum(a)
+    assert isinstance(got, float) and got == want

@@ -64,7 +64,8 @@ def test_weight_gradient_with_v_channels_last_matches_reference(case, rng, monke
     np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + [  # eight channels at a time, and the rest
+    (2, 13, 7, 20, 2, (1, 1)), (1, 16, 5, 9, 2, (0, 1)), (1, 8, 6, 17, 1, (2, 2))])
 def test_channels_last_input_transform_is_the_input_transform_transposed(case, rng):
     """_input_tiles_channels_last writes V[k, t, c] = _input_tiles' V[k, c, t], bitwise, for
     blocks of tile rows that start inside an example, span several, or hold one row."""
@@ -372,15 +373,16 @@ def test_bias_gradient_is_summed_in_the_weight_pass(tiles, threads, rng, monkeyp
     bias under Winograd makes no separate bias pass."""
     monkeypatch.setattr(winograd_weight, "TILES_PER_WEIGHT_BLOCK", tiles)
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
-    x, weight = rng.standard_normal((3, 4, 7, 9)), rng.standard_normal((5, 4, 3, 3))
-    grad_y = rng.standard_normal((3, 5, 7, 9))
     geometry = ((1, 1), (1, 1), (1, 1), 1)
-    grad_x, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry,
-                                                      need_b=True)
-    np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(
-        grad_w, reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry),
-        rtol=1e-10, atol=1e-10)
+    for width in (9, 37):        # 37: rows of 19 tiles, 16 of them eight at a time
+        x, weight = rng.standard_normal((3, 4, 7, width)), rng.standard_normal((5, 4, 3, 3))
+        grad_y = rng.standard_normal((3, 5, 7, width))
+        grad_x, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry,
+                                                          need_b=True)
+        np.testing.assert_allclose(grad_b, grad_y.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            grad_w, reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry),
+            rtol=1e-10, atol=1e-10)
     assert winograd.conv2d_backward(grad_y, x, weight, *geometry)[2] is None
     passes = []
     monkeypatch.setattr(kernels, "bias_grad", lambda *a: passes.append(a))

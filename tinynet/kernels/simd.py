@@ -16,6 +16,9 @@ overlap.
     store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
     splat(x, like)                   a vector of eight x, like ``like``'s type
     v + w, v - w, -v                 lane by lane
+    widen(v)                         v's lanes as float64 (float64 lanes as they are)
+    float64_zeros()                  eight float64 zeros
+    lane_sum(v)                      v[0] + v[1] + ... + v[7], in that order, a scalar
 
 A vector has the element type of the array it was loaded from (float32 or float64; eight
 float64 lanes are two registers of AVX2, one of AVX-512).  On a CPU with narrower vector
@@ -137,6 +140,42 @@ def splat(typingctx, value, like):
                                      ir.Constant(ir.IntType(32), 0))
         return builder.shuffle_vector(one, one, _lane_indices([0] * LANES))
     return like(value, like), codegen
+
+
+@intrinsic
+def widen(typingctx, vector):
+    if not isinstance(vector, Vector):
+        return None
+    wide = Vector(types.float64)
+
+    def codegen(context, builder, signature, args):
+        if vector.dtype == types.float64:
+            return args[0]
+        return builder.fpext(args[0], context.get_value_type(wide))
+    return wide(vector), codegen
+
+
+@intrinsic
+def float64_zeros(typingctx):
+    zeros = Vector(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(context.get_value_type(zeros), None)
+    return zeros(), codegen
+
+
+@intrinsic
+def lane_sum(typingctx, vector):
+    if not isinstance(vector, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        total = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
+        for i in range(1, LANES):
+            total = builder.fadd(total, builder.extract_element(args[0],
+                                                                ir.Constant(ir.IntType(32), i)))
+        return total
+    return vector.dtype(vector), codegen
 
 
 def _lanewise(instruction):

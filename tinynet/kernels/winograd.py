@@ -180,8 +180,9 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     first, one at a time, the same arithmetic on scalars (results bit-identical either way).
     LLVM's own vectoriser leaves such a loop scalar: it writes 16 runs, and LLVM vectorises
     a loop only after checking at run time that no output overlaps another array, for at
-    most eight pairs.  The vectors made this transform 1.9x-2.4x faster on blocks of 14x14
-    to 224x224 planes (TW >= 8), even at TW = 4 (AMD Zen 5, 2026-12-06, RESULTS.md)."""
+    most eight pairs.  The vectors made this transform 1.9x-2.4x faster on planes of 16x16
+    to 224x224 (1.5x-1.7x on 15x15 and 37x37, most tiles still one by one), even on 8x8
+    (TW = 4: no vector) (AMD Zen 5, 2026-12-06, RESULTS.md)."""
     h_, w_ = x.shape[2], x.shape[3]
     plane = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)   # its border stays zero
     cols = min(w_, plane.shape[1] - pw)
