@@ -82,3 +82,22 @@ def test_widen_and_lane_sum_in_lane_order(dtype, rng):
         want += value
     got = _widened_sum(a)
     assert isinstance(got, float) and got == want
+
+
+@njit
+def _fourths(a, out, i):
+    p0, p1, p2, p3 = simd.load_fourths(a, i)
+    simd.store(out, 0, p3)
+    simd.store(out, 8, p2 - p1)
+    simd.store(out, 16, p0 * p1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_load_fourths_and_multiply_against_numpy(dtype, rng):
+    a = rng.standard_normal(40).astype(dtype)
+    out = np.full(40, np.nan, dtype)
+    _fourths(a, out, 3)
+    want = np.full(40, np.nan, dtype)
+    p = [a[3 + k:35:4] for k in range(4)]
+    want[:8], want[8:16], want[16:24] = p[3], p[2] - p[1], p[0] * p[1]
+    np.testing.assert_array_equal(out, want)

@@ -12,10 +12,13 @@ overlap.
     v = load(row, i)                 row[i: i + 8] as one vector (a 1-D array, contiguous)
     even, odd = load_even_odd(row, i)    row[i: i + 16] dealt into its even and odd
                                      elements: (row[i], row[i + 2], ...), (row[i + 1], ...)
+    a, b, c, d = load_fourths(row, i)    row[i: i + 32] dealt four ways: (row[i],
+                                     row[i + 4], ...), (row[i + 1], row[i + 5], ...), ...
     store(row, i, v)                 row[i: i + 8] = v
     store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
     splat(x, like)                   a vector of eight x, like ``like``'s type
-    v + w, v - w, -v                 lane by lane
+    v + w, v - w, v * w, -v          lane by lane (a multiply and an add may fuse into one
+                                     FMA, as in kernels compiled with fastmath 'contract')
     widen(v)                         v's lanes as float64 (float64 lanes as they are)
     float64_zeros()                  eight float64 zeros
     lane_sum(v)                      v[0] + v[1] + ... + v[7], in that order, a scalar
@@ -88,18 +91,26 @@ def load(typingctx, row, index):
                                                             args, LANES))
 
 
-@intrinsic
-def load_even_odd(typingctx, row, index):
-    vector = _row_type(row)
-    if vector is None:
-        return None
+def _dealt(ways):
+    """The intrinsic that loads row[i: i + ways * 8] and deals it ``ways`` ways: vector p
+    holds row[i + p], row[i + p + ways], ..."""
+    @intrinsic
+    def load_dealt(typingctx, row, index):
+        vector = _row_type(row)
+        if vector is None:
+            return None
 
-    def codegen(context, builder, signature, args):
-        both = _load_row(context, builder, signature, args, 2 * LANES)
-        even = builder.shuffle_vector(both, both, _lane_indices(range(0, 2 * LANES, 2)))
-        odd = builder.shuffle_vector(both, both, _lane_indices(range(1, 2 * LANES, 2)))
-        return context.make_tuple(builder, signature.return_type, [even, odd])
-    return types.UniTuple(vector, 2)(row, index), codegen
+        def codegen(context, builder, signature, args):
+            all_ = _load_row(context, builder, signature, args, ways * LANES)
+            parts = [builder.shuffle_vector(all_, all_,
+                                            _lane_indices(range(p, ways * LANES, ways)))
+                     for p in range(ways)]
+            return context.make_tuple(builder, signature.return_type, parts)
+        return types.UniTuple(vector, ways)(row, index), codegen
+    return load_dealt
+
+
+load_even_odd, load_fourths = _dealt(2), _dealt(4)
 
 
 @intrinsic
@@ -185,12 +196,12 @@ def _lanewise(instruction):
             return None
 
         def codegen(context, builder, signature, args):
-            return getattr(builder, instruction)(args[0], args[1])
+            return getattr(builder, instruction)(args[0], args[1], flags=("contract",))
         return a(a, b), codegen
     return apply
 
 
-_add, _subtract = _lanewise("fadd"), _lanewise("fsub")
+_add, _subtract, _multiply = _lanewise("fadd"), _lanewise("fsub"), _lanewise("fmul")
 
 
 @intrinsic
@@ -213,6 +224,12 @@ def _vector_add(a, b):
 def _vector_subtract(a, b):
     if isinstance(a, Vector) and a == b:
         return lambda a, b: _subtract(a, b)
+
+
+@overload(operator.mul)
+def _vector_multiply(a, b):
+    if isinstance(a, Vector) and a == b:
+        return lambda a, b: _multiply(a, b)
 
 
 @overload(operator.neg)
