@@ -39,7 +39,9 @@ Beside the convolutions, the ops take Numba kernels of their own through ``numba
 (under 'auto', 'numba' and 'winograd'; their NumPy code is the reference): numba_norm.py
 (BatchNorm), numba_activation.py (ReLU, ReLU6's backward), numba_bias.py (a convolution's
 bias), numba_pool.py (pooling, through the interface above).  Every Numba module takes its
-``njit`` from jit.py, which first asks LLVM for 256-bit vectors on AVX-512 CPUs (see there).
+``njit`` from jit.py, which first asks LLVM for 256-bit vectors on AVX-512 CPUs (see there);
+Winograd's tile transforms take explicit eight-lane vectors from simd.py where LLVM's own
+vectoriser gives up (see there).
 
 The ops in ``tinynet.functional`` call the functions of this module (``conv2d_forward``
 etc.), which pick an implementation per call from the array's backend and the setting::

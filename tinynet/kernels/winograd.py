@@ -35,8 +35,9 @@ Nesting the 1-D algorithm in both directions gives F(2x2, 3x3): a 4x4 input tile
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A
 
-The additions of B^T d B and A^T . A are cheap and memory-bound (Numba kernels below); the 16
-multiplications per tile become 16 matrix products when summed over input channels:
+The additions of B^T d B and A^T . A are cheap and memory-bound (Numba kernels below, eight
+tiles at a time on simd.py's vectors); the 16 multiplications per tile become 16 matrix
+products when summed over input channels:
 
     V[k, c, (n, t)] = (B^T d_{n,c,t} B)[k]      input tiles,  k = 0..15 the 4x4 positions
     U[k, o, c]      = (G g_{o,c} G^T)[k]        kernel, once per call (a small loop)
