@@ -52,10 +52,10 @@ def test_winograd_matches_reference_float64(case, rng):
 
 @pytest.mark.parametrize("case", CASES)
 def test_weight_gradient_with_v_channels_last_matches_reference(case, rng, monkeypatch):
-    """dL/dW with V stored (16, B, C) (winograd_weight.CHANNELS_LAST_C, set here to the case's C):
-    the reference's dL/dW and dL/db (float64, odd sizes, padding 0-2)."""
+    """dL/dW with V stored (16, B, C) (winograd_weight.channels_last, made true here): the
+    reference's dL/dW and dL/db (float64, odd sizes, padding 0-2)."""
     (x, weight, grad_y), padding = problem(case, np.float64, rng)
-    monkeypatch.setattr(winograd_weight, "CHANNELS_LAST_C", x.shape[1])
+    monkeypatch.setattr(winograd_weight, "channels_last", lambda c: True)
     geometry = ((1, 1), padding, (1, 1), 1)
     _, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry, need_x=False,
                                                  need_b=True)
@@ -83,10 +83,15 @@ def test_channels_last_input_transform_is_the_input_transform_transposed(case, r
         np.testing.assert_array_equal(v_last, v.transpose(0, 2, 1))
 
 
-@pytest.mark.parametrize("c, channels_last", [(16, False), (32, True), (64, False)])
-def test_dw_stores_v_channels_last_at_the_measured_width_only(c, channels_last, rng,
-                                                              monkeypatch):
-    """The layout rule (winograd_weight.CHANNELS_LAST_C): measured faster at C = 32 only."""
+@pytest.mark.parametrize("c, blas_kernels, channels_last", [
+    (16, "SkylakeX", False), (32, "SkylakeX", True), (32, "Cooperlake", True),
+    (64, "SkylakeX", False), (32, "Haswell", False), (32, None, False)])
+def test_dw_stores_v_channels_last_at_the_measured_width_only(c, blas_kernels, channels_last,
+                                                              rng, monkeypatch):
+    """The layout rule (winograd_weight.channels_last): measured faster at C = 32 only, and
+    there only with OpenBLAS's AVX-512 kernels (with its Haswell ones, or no OpenBLAS to
+    name them, the planes layout)."""
+    monkeypatch.setattr(winograd_weight, "_blas_kernels", [blas_kernels])
     calls = []
     kernel = winograd_weight._input_tiles_channels_last
     monkeypatch.setattr(winograd_weight, "_input_tiles_channels_last",
@@ -208,8 +213,7 @@ def test_blocks_of_any_size_give_the_reference(tiles, threads, channels_last, rn
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
     for case in [(3, 4, 9, 8, 5, (1, 1)), (2, 3, 7, 11, 2, (0, 2)), (5, 2, 4, 4, 3, (2, 0))]:
         (x, weight, grad_y), padding = problem(case, np.float64, rng)
-        monkeypatch.setattr(winograd_weight, "CHANNELS_LAST_C",
-                            x.shape[1] if channels_last else -1)
+        monkeypatch.setattr(winograd_weight, "channels_last", lambda c: channels_last)
         for got, want in zip(three_products(winograd, x, weight, grad_y, padding),
                              three_products(reference, x, weight, grad_y, padding)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -15,7 +15,7 @@ Notation as in reference.py and winograd.py.
 """
 import numpy as np
 
-from . import simd, winograd    # winograd: its tiles, blocks and input transform
+from . import numba_threads, simd, winograd    # winograd: its tiles, blocks, transforms
 from .jit import njit
 from .scratch import empty
 
@@ -26,7 +26,8 @@ from .scratch import empty
 # vectors (that sweep ran with 512-bit ones, RESULTS.md): 256 and 1024 ran 0.94x-1.01x
 # 512's speed on the whole layer step, seven shapes.
 TILES_PER_WEIGHT_BLOCK = 512
-CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks)
+CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks),
+CHANNELS_LAST_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's AVX-512 sets
 TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
 
@@ -179,6 +180,17 @@ def _kernel_grad_tiles(du, grad_w):
 
 # ---- the kernel interface ------------------------------------------------------------------
 
+_blas_kernels = []              # numba_threads.openblas_kernels(), once looked up
+
+
+def channels_last(c):
+    """Whether dL/dW stores V as (16, B, C) for C input channels: at C = 32, where NumPy's
+    OpenBLAS runs one of its AVX-512 kernel sets (_weight_grad_blocks has the measurements)."""
+    if not _blas_kernels:
+        _blas_kernels.append(numba_threads.openblas_kernels())
+    return c == CHANNELS_LAST_C and _blas_kernels[0] in CHANNELS_LAST_KERNELS
+
+
 def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices):
     """dU and dL/db summed over the blocks ``indices``, appended to ``partial_sums``."""
     o, c = grad_y.shape[1], x.shape[1]
@@ -208,7 +220,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         # transforms on simd vectors (sixth session, Zen 5, C = 32, three layers): the
         # planes layout 1.05x-1.19x faster with the Haswell kernels; with the AVX-512 ones
         # channels last 1.16x and 1.32x faster on two layers, 0.83x on the third (O = 32).
-        if c == CHANNELS_LAST_C:
+        # Hence channels_last(): C = 32 and an AVX-512 kernel set (the Xeon's was
+        # SkylakeX; on the Zen 4, which kernels OpenBLAS ran was not recorded).
+        if channels_last(c):
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v, out=block_du)
@@ -235,7 +249,7 @@ def weight_and_bias_grad(grad_y, x, weight_shape, padding):
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
     _, _, th, tw = winograd._tiles(x.shape, padding)
-    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if x.shape[1] == CHANNELS_LAST_C
+    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if channels_last(x.shape[1])
                  else TILES_PER_WEIGHT_BLOCK)
     blocks = winograd._blocks(n, th, tw, per_block)
     partial_sums = []                        # one ((16, O, C), (O,)) per thread
