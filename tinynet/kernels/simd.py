@@ -27,9 +27,10 @@ A vector has the element type of the array it was loaded from (float32 or float6
 float64 lanes are two registers of AVX2, one of AVX-512).  On a CPU with narrower vector
 registers LLVM splits the operations; the results are the same everywhere, and each lane's
 arithmetic is the scalar code's, in the same order, so a vectorised kernel gives results
-bit-identical to its scalar loop.  The functions are Numba intrinsics: callable only from
-@njit code, compiled inline.  Nothing checks bounds: the caller keeps i + 8 (or i + 16)
-within the row.
+bit-identical to its scalar loop (where it multiplies too, as long as both fuse the same
+multiply-adds: F(4x4)'s input transform does).  The functions are Numba intrinsics:
+callable only from @njit code, compiled inline.  Nothing checks bounds: the caller keeps
+i + 8 (i + 16, i + 32 for the dealt loads and stores) within the row.
 """
 import operator
 
