@@ -314,12 +314,13 @@ def _output_tiles(m, th, tw, r0, r1, bias, y):
 
 
 @njit(cache=True, nogil=True)
-def _kernel_tiles(w, u):
-    """u[4 a + b, o, c] = (G g G^T)[a, b], g = w[o, c] (float64 inside).  G's rows are
-    (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2), (0, 0, 1)."""
-    o_, c_ = w.shape[:2]
+def _kernel_tiles(w, u, o0, o1):
+    """u[4 a + b, o, c] = (G g G^T)[a, b], g = w[o, c] (float64 inside), for the output
+    channels o in [o0, o1).  G's rows are (1, 0, 0), ((1, 1, 1) / 2), ((1, -1, 1) / 2),
+    (0, 0, 1)."""
+    c_ = w.shape[1]
     gg = np.empty((4, 3))
-    for o in range(o_):                   # o outer: u[k, o, :] and w[o] read and written in order
+    for o in range(o0, o1):               # o outer: u[k, o, :] and w[o] read and written in order
         for c in range(c_):
             g = w[o, c]
             for v in range(3):            # G g: along the kernel's rows, per column v
@@ -396,7 +397,7 @@ def kernel_transform(weight, keep=False):
     """U[k, o, c] = (G g[o, c] G^T)[k], shape (16, O, C), in the weight's dtype (an array of
     its own with ``keep``, else scratch)."""
     u = _slabs(weight.shape[0], weight.shape[1], weight.dtype, None if keep else "winograd_u")
-    _kernel_tiles(weight, u)
+    run(_kernel_tiles, weight.shape[0], weight.size, weight, u)   # split over the threads
     return u
 
 

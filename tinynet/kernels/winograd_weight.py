@@ -158,12 +158,12 @@ def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
 
 
 @njit(cache=True, nogil=True)
-def _kernel_grad_tiles(du, grad_w):
-    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, o, c] (float64 inside): the adjoint
-    of _kernel_tiles."""
-    o_, c_ = grad_w.shape[:2]
+def _kernel_grad_tiles(du, grad_w, o0, o1):
+    """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, o, c] (float64 inside), for the
+    output channels o in [o0, o1): the adjoint of _kernel_tiles."""
+    c_ = grad_w.shape[1]
     half = np.empty((3, 4))
-    for o in range(o_):                   # o outer: du[k, o, :] and grad_w[o] in order
+    for o in range(o0, o1):               # o outer: du[k, o, :] and grad_w[o] in order
         for c in range(c_):
             for b in range(4):            # G^T dU: columns b, the rows combined
                 d0, d1 = np.float64(du[b, o, c]), np.float64(du[4 + b, o, c])
@@ -257,6 +257,7 @@ def weight_and_bias_grad(grad_y, x, weight_shape, padding):
                          tw, partial_sums)
     grad_w = empty(weight_shape, grad_y.dtype)
     (du, bias_sums), rest = partial_sums[0], partial_sums[1:]
-    _kernel_grad_tiles(sum((more for more, _ in rest), du), grad_w)
+    numba_threads.run(_kernel_grad_tiles, weight_shape[0], grad_w.size,
+                      sum((more for more, _ in rest), du), grad_w)    # split over the threads
     grad_b = sum((more for _, more in rest), bias_sums).astype(grad_y.dtype)
     return grad_w, grad_b
