@@ -21,7 +21,9 @@ CASES = [  # N, C, H, W, O, (PH, PW)
     (3, 5, 8, 8, 6, (1, 1)), (1, 1, 3, 3, 1, (0, 0)), (2, 6, 4, 9, 2, (0, 2)),
     (1, 3, 1, 2, 2, (1, 2)),
     # rows of eight tiles and more: the transforms' simd path, with one-by-one tiles left over
-    (2, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 17, 2, (0, 0)), (1, 2, 5, 34, 4, (2, 1))]
+    (2, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 17, 2, (0, 0)), (1, 2, 5, 34, 4, (2, 1)),
+    # rows of fewer than eight tiles with eight channels or more: V channels last
+    (2, 9, 5, 7, 10, (1, 1)), (1, 16, 8, 8, 8, (0, 0)), (2, 8, 7, 12, 11, (2, 1))]
 
 
 def problem(case, dtype, rng):
@@ -55,7 +57,7 @@ def test_weight_gradient_with_v_channels_last_matches_reference(case, rng, monke
     """dL/dW with V stored (16, B, C) (winograd_weight.channels_last, made true here): the
     reference's dL/dW and dL/db (float64, odd sizes, padding 0-2)."""
     (x, weight, grad_y), padding = problem(case, np.float64, rng)
-    monkeypatch.setattr(winograd_weight, "channels_last", lambda c: True)
+    monkeypatch.setattr(winograd_weight, "channels_last", lambda c, tw: True)
     geometry = ((1, 1), padding, (1, 1), 1)
     _, grad_w, grad_b = winograd.conv2d_backward(grad_y, x, weight, *geometry, need_x=False,
                                                  need_b=True)
@@ -79,25 +81,26 @@ def test_channels_last_input_transform_is_the_input_transform_transposed(case, r
         v = np.full((16, x.shape[1], size), np.nan, np.float32)
         v_last = np.full((16, size, x.shape[1]), np.nan, np.float32)
         winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
-        winograd_weight._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
+        winograd._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
         np.testing.assert_array_equal(v_last, v.transpose(0, 2, 1))
 
 
-@pytest.mark.parametrize("c, blas_kernels, channels_last", [
-    (16, "SkylakeX", False), (32, "SkylakeX", True), (32, "Cooperlake", True),
-    (64, "SkylakeX", False), (32, "Haswell", False), (32, None, False)])
-def test_dw_stores_v_channels_last_at_the_measured_width_only(c, blas_kernels, channels_last,
-                                                              rng, monkeypatch):
-    """The layout rule (winograd_weight.channels_last): measured faster at C = 32 only, and
-    there only with OpenBLAS's AVX-512 kernels (with its Haswell ones, or no OpenBLAS to
-    name them, the planes layout)."""
+@pytest.mark.parametrize("c, size, blas_kernels, channels_last", [
+    (16, 16, "SkylakeX", False), (32, 16, "SkylakeX", True), (32, 16, "Cooperlake", True),
+    (64, 16, "SkylakeX", False), (32, 16, "Haswell", False), (32, 16, None, False),
+    (8, 14, "Haswell", True), (64, 8, None, True), (7, 8, "SkylakeX", False)])
+def test_dw_stores_v_channels_last_where_measured_faster(c, size, blas_kernels, channels_last,
+                                                         rng, monkeypatch):
+    """The layout rule (winograd_weight.channels_last): rows of fewer than eight tiles with at
+    least eight channels (14x14 planes and smaller); and C = 32, there only with OpenBLAS's
+    AVX-512 kernels (with its Haswell ones, or no OpenBLAS to name them, the planes layout)."""
     monkeypatch.setattr(winograd_weight, "_blas_kernels", [blas_kernels])
     calls = []
-    kernel = winograd_weight._input_tiles_channels_last
-    monkeypatch.setattr(winograd_weight, "_input_tiles_channels_last",
+    kernel = winograd._input_tiles_channels_last
+    monkeypatch.setattr(winograd, "_input_tiles_channels_last",
                         lambda *args: calls.append(1) or kernel(*args))
-    x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
-    grad_y = rng.standard_normal((2, 8, 8, 8)).astype(np.float32)
+    x = rng.standard_normal((2, c, size, size)).astype(np.float32)
+    grad_y = rng.standard_normal((2, 8, size, size)).astype(np.float32)
     winograd.conv2d_backward_weight(grad_y, x, (8, c, 3, 3), (1, 1), (1, 1), (1, 1), 1)
     assert bool(calls) == channels_last
 
@@ -213,7 +216,7 @@ def test_blocks_of_any_size_give_the_reference(tiles, threads, channels_last, rn
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
     for case in [(3, 4, 9, 8, 5, (1, 1)), (2, 3, 7, 11, 2, (0, 2)), (5, 2, 4, 4, 3, (2, 0))]:
         (x, weight, grad_y), padding = problem(case, np.float64, rng)
-        monkeypatch.setattr(winograd_weight, "channels_last", lambda c: channels_last)
+        monkeypatch.setattr(winograd_weight, "channels_last", lambda c, tw: channels_last)
         for got, want in zip(three_products(winograd, x, weight, grad_y, padding),
                              three_products(reference, x, weight, grad_y, padding)):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -91,73 +91,6 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
 
 
 @njit(cache=True, nogil=True)
-def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
-    """v[k, (r - r0) TW + tj, c] = (B^T d B)[k]: _input_tiles with V as (16, B, C), the
-    layout in which OpenBLAS runs dL/dW's narrow products fastest (_weight_grad_blocks).
-    Each example's rows of the block are copied channels last into a zero-bordered buffer
-    (rows, WP, C), then every tile's 16 values are written as runs of C, eight channels at
-    a time as simd vectors (the C % 8 others first, one at a time; bit-identical).  The
-    vectors made it 1.4x-2.5x faster (AMD Zen 5, 2026-12-06); _input_tiles, eight tiles at
-    a time, is still about 2x faster on planes of 16x16 and more."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
-    wp = 2 * tw + 2
-    cols = min(w_, wp - pw)
-    rows = np.empty((2 * min(r1 - r0, th) + 2, wp, c_), x.dtype)
-    head = c_ % simd.LANES                     # channels [head, C) go eight at a time
-    for n in range(r0 // th, (r1 - 1) // th + 1):
-        ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-        top = 2 * ti0 - ph                         # the row of x that rows[0] holds
-        for r in range(2 * (ti1 - ti0) + 2):
-            target, h = rows[r], top + r
-            if h < 0 or h >= h_:                   # padding, or past the last tile's reach
-                target[:] = 0
-                continue
-            target[:pw] = 0
-            target[pw + cols:] = 0
-            for q in range(cols):
-                cell = target[pw + q]
-                for c in range(c_):
-                    cell[c] = x[n, c, h, q]
-        for ti in range(ti0, ti1):
-            i = 2 * (ti - ti0)
-            for tj in range(tw):
-                t, j = (n * th + ti - r0) * tw + tj, 2 * tj
-                a0, a1, a2, a3 = rows[i, j], rows[i, j + 1], rows[i, j + 2], rows[i, j + 3]
-                b0, b1, b2, b3 = (rows[i + 1, j], rows[i + 1, j + 1], rows[i + 1, j + 2],
-                                  rows[i + 1, j + 3])
-                e0, e1, e2, e3 = (rows[i + 2, j], rows[i + 2, j + 1], rows[i + 2, j + 2],
-                                  rows[i + 2, j + 3])
-                f0, f1, f2, f3 = (rows[i + 3, j], rows[i + 3, j + 1], rows[i + 3, j + 2],
-                                  rows[i + 3, j + 3])
-                for c in range(head):
-                    # B^T d: the rows combined, per column; then (B^T d) B, per row
-                    p0, q0, s0, u0 = winograd.bt(a0[c], b0[c], e0[c], f0[c])
-                    p1, q1, s1, u1 = winograd.bt(a1[c], b1[c], e1[c], f1[c])
-                    p2, q2, s2, u2 = winograd.bt(a2[c], b2[c], e2[c], f2[c])
-                    p3, q3, s3, u3 = winograd.bt(a3[c], b3[c], e3[c], f3[c])
-                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
-                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        v[k, t, c], v[k + 1, t, c], v[k + 2, t, c], v[k + 3, t, c] = (
-                            winograd.bt(g0, g1, g2, g3))
-                for c in range(head, c_, simd.LANES):        # eight channels at a time
-                    p0, q0, s0, u0 = winograd.bt(simd.load(a0, c), simd.load(b0, c),
-                                                 simd.load(e0, c), simd.load(f0, c))
-                    p1, q1, s1, u1 = winograd.bt(simd.load(a1, c), simd.load(b1, c),
-                                                 simd.load(e1, c), simd.load(f1, c))
-                    p2, q2, s2, u2 = winograd.bt(simd.load(a2, c), simd.load(b2, c),
-                                                 simd.load(e2, c), simd.load(f2, c))
-                    p3, q3, s3, u3 = winograd.bt(simd.load(a3, c), simd.load(b3, c),
-                                                 simd.load(e3, c), simd.load(f3, c))
-                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
-                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        h0, h1, h2, h3 = winograd.bt(g0, g1, g2, g3)
-                        simd.store(v[k, t], c, h0)
-                        simd.store(v[k + 1, t], c, h1)
-                        simd.store(v[k + 2, t], c, h2)
-                        simd.store(v[k + 3, t], c, h3)
-
-
-@njit(cache=True, nogil=True)
 def _kernel_grad_tiles(du, grad_w, o0, o1):
     """grad_w[o, c] = G^T dU G, dU[a, b] = du[4 a + b, o, c] (float64 inside), for the
     output channels o in [o0, o1): the adjoint of _kernel_tiles."""
@@ -183,9 +116,15 @@ def _kernel_grad_tiles(du, grad_w, o0, o1):
 _blas_kernels = []              # numba_threads.openblas_kernels(), once looked up
 
 
-def channels_last(c):
-    """Whether dL/dW stores V as (16, B, C) for C input channels: at C = 32, where NumPy's
-    OpenBLAS runs one of its AVX-512 kernel sets (_weight_grad_blocks has the measurements)."""
+def channels_last(c, tw):
+    """Whether dL/dW stores V as (16, B, C) for C input channels and rows of TW tiles: where
+    a row is shorter than eight tiles (with at least eight channels), so that the transform
+    takes eight channels a vector rather than going one tile at a time (dL/dW 1.02x-1.23x
+    faster on 8x8 and 14x14 planes with OpenBLAS's Haswell kernels, 1.02x-1.32x with its
+    SkylakeX ones, AMD Zen 5, 2026-12-06); and at C = 32 where NumPy's OpenBLAS runs one of
+    its AVX-512 kernel sets (_weight_grad_blocks has the measurements)."""
+    if tw < simd.LANES and c >= simd.LANES:
+        return True
     if not _blas_kernels:
         _blas_kernels.append(numba_threads.openblas_kernels())
     return c == CHANNELS_LAST_C and _blas_kernels[0] in CHANNELS_LAST_KERNELS
@@ -222,9 +161,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         # channels last 1.16x and 1.32x faster on two layers, 0.83x on the third (O = 32).
         # Hence channels_last(): C = 32 and an AVX-512 kernel set (the Xeon's was
         # SkylakeX; on the Zen 4, which kernels OpenBLAS ran was not recorded).
-        if channels_last(c):
+        if channels_last(c, tw):
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
-            _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
+            winograd._input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v, out=block_du)
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v")    # (16, C, B)
@@ -249,7 +188,7 @@ def weight_and_bias_grad(grad_y, x, weight_shape, padding):
     x = np.ascontiguousarray(x, dtype=grad_y.dtype)
     n = x.shape[0]
     _, _, th, tw = winograd._tiles(x.shape, padding)
-    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if channels_last(x.shape[1])
+    per_block = (TILES_PER_CHANNELS_LAST_BLOCK if channels_last(x.shape[1], tw)
                  else TILES_PER_WEIGHT_BLOCK)
     blocks = winograd._blocks(n, th, tw, per_block)
     partial_sums = []                        # one ((16, O, C), (O,)) per thread
