@@ -177,10 +177,10 @@ def test_conv2d_gradcheck_under_winograd(rng):
 
 
 def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
-    """The measured rule (benchmarks/RESULTS.md): wide layers (min(C, O) >= 48, or 16 in a
-    batch of at least 4) whose products are large enough (N OH OW min(C, O) >= 2^17); not a
-    first layer, not one plane with C = 32, not C = 8, not one small plane, and any batch
-    size (the blocks bound the memory)."""
+    """The measured rule (winograd.faster, benchmarks/RESULTS.md): min(C, O) >= 16, at least
+    32 tiles and products large enough (N OH OW min(C, O) >= 2^13), single photos
+    included; not a first layer (C = 3 or 8), not one 7x7 plane, not too little work; any
+    batch size (the blocks bound the memory)."""
     args = ((1, 1), (1, 1), (1, 1), 1)
     x = np.zeros((1, 1, 1, 1), np.float32)         # only its type and dtype are read
     cases = [((64, 64, 16, 16), (128, 64, 3, 3), True), ((1, 256, 56, 56), (256, 256, 3, 3), True),
@@ -188,10 +188,14 @@ def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
              ((64, 32, 32, 32), (64, 32, 3, 3), True), ((16, 64, 16, 16), (32, 64, 3, 3), True),
              ((4, 32, 32, 32), (64, 32, 3, 3), True), ((64, 16, 32, 32), (16, 16, 3, 3), True),
              ((256, 64, 56, 56), (64, 64, 3, 3), True),       # 13 GB of V and M, unblocked
-             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((2, 32, 32, 32), (64, 32, 3, 3), False),
-             ((1, 32, 112, 112), (64, 32, 3, 3), False), ((64, 8, 32, 32), (8, 8, 3, 3), False),
-             ((1, 64, 14, 14), (128, 64, 3, 3), False),
-             ((1, 64, 32, 32), (64, 64, 3, 3), False)]        # 1024 x 64: too little work
+             ((2, 32, 32, 32), (64, 32, 3, 3), True), ((1, 32, 112, 112), (64, 32, 3, 3), True),
+             ((1, 64, 14, 14), (128, 64, 3, 3), True),        # 196 x 64: one photo, 14x14
+             ((1, 64, 32, 32), (64, 64, 3, 3), True), ((4, 32, 8, 8), (32, 32, 3, 3), True),
+             ((64, 3, 64, 64), (32, 3, 3, 3), False), ((64, 8, 32, 32), (8, 8, 3, 3), False),
+             ((8, 512, 7, 7), (512, 512, 3, 3), True),        # 7x7 planes, a batch
+             ((1, 512, 7, 7), (512, 512, 3, 3), False),       # one: 16 tiles
+             ((1, 32, 14, 14), (64, 32, 3, 3), False),        # 196 x 32: too little work
+             ((1, 64, 8, 8), (64, 64, 3, 3), False), ((1, 16, 16, 16), (16, 16, 3, 3), False)]
     from tinynet.kernels import winograd4       # its forward where winograd4.preferred says
     with kernels.use("auto"):
         for x_shape, w_shape, expected in cases:

@@ -88,37 +88,38 @@ def applies(x_shape, weight_shape, stride, padding, dilation, groups):
             and min(x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]) >= 3)
 
 
-MIN_CHANNELS = 48          # min(C, O)
-MIN_CHANNELS_IN_A_BATCH = 16    # ... or this many, with at least MIN_BATCH examples
-MIN_BATCH = 4
-MIN_WORK = 2 ** 17         # N OH OW min(C, O): the size of the 16 products
+MIN_CHANNELS = 16          # min(C, O)
+MIN_WORK = 2 ** 13         # N OH OW min(C, O): the size of the 16 products
+MIN_TILES = 32             # N TH TW: the products' inner dimension, at least
 
 
 def faster(function_name, x_shape, weight_shape, padding):
     """The measured dispatch rule of 'auto': is Winograd faster than the Numba im2col + GEMM
     kernels (cpu_numba.py) for this layer?  The same answer for the layer's three products
-    (``function_name`` is not used).
+    (``function_name`` is not used).  Yes when min(C, O) >= 16, N OH OW min(C, O) >= 2^13
+    and there are at least 32 tiles (N TH TW) to multiply.
 
-    Measured with ``python -m benchmarks.bench_winograd`` on the 2-core Intel Xeon (AVX-512;
-    benchmarks/RESULTS.md, 2026-12-05 evening, after the tiles went into cache-sized blocks),
-    forward + dL/dx + dL/dW against im2col's, at 25 shapes: Winograd won 1.06x-1.71x with at
-    least 48 channels in and out and enough work, N OH OW min(C, O) >= 2^17, and also with
-    16 or 32 channels in a batch of 4 or more (1.16x-1.59x); it lost on a first layer with
-    C = 3 (0.64x), on one 112x112 plane with C = 32 (0.90x) and on small single planes below
-    MIN_WORK (0.28x-0.62x; one exception, 1x64x32x32 -> 64 at 1.08x, is left out), and
-    came out even at 2x48x40x40 -> 48 (0.95x; the rule takes it).  dL/dW is Winograd's
-    weakest product (0.5x-1.1x of im2col's); the forward and dL/dx carry the layer.  With
-    the final kernels (M as (16, O, B)) the shapes the rule takes ran 1.01x-2.00x.  On the
-    AMD EPYC Zen 4 (2026-12-06) the rule held: the layers it takes 1.40x-2.54x, those it
-    leaves to im2col 0.34x-0.75x under Winograd.
+    Measured with ``python -m benchmarks.bench_winograd`` on the 2-core AMD EPYC Zen 5
+    (2026-12-06, sixth session, with the transforms on simd vectors), forward + dL/dx +
+    dL/dW against im2col's, with OpenBLAS's Haswell kernels and again with its SkylakeX
+    ones: the layers the rule takes ran 1.04x-2.16x as fast, single photos included
+    (1x64x14x14 -> 128 1.13x-1.22x, 1x32x28x28 -> 64 1.27x-1.33x, 1x32x112x112 -> 32 1.56x,
+    2x16x32x32 -> 16 1.74x-2.01x, 7x7 planes in a batch 1.15x-2.16x); those it leaves
+    0.32x-0.95x: 16 tiles (one 7x7 or 8x8 plane: 1x512x7x7 -> 512 0.90x, whose products
+    have an inner dimension of 16), too little work (1x32x14x14 -> 64 0.74x-0.95x,
+    1x64x8x8 -> 64 0.78x-0.84x, 1x16x16x16 -> 16 0.70x) and 8 channels (1x8x32x32 -> 8
+    0.59x-0.65x; 8x8x32x32 -> 8 won 1.13x-1.54x over im2col, but such a first layer has
+    numba_first_layer.py).  First layers with C = 3 lost before (0.64x).  The rule it replaced, measured on the Intel Xeon with
+    scalar transforms (2026-12-05), asked for 48 channels (16 in a batch of 4) and 16 times
+    the work: its small layers then ran 0.28x-0.62x under Winograd.
 
     Memory: V and M exist only for one block of tiles per thread, so no batch is too large.
     (Before the blocks, measured on the AMD EPYC and the Xeon, the rule needed min(C, O) >=
     48, or 32 with N >= 8, and a bound on V and M's size; see RESULTS.md.)"""
     oh, ow, th, tw = _tiles(x_shape, padding)
-    n, channels = x_shape[0], min(x_shape[1], weight_shape[0])
-    wide = channels >= MIN_CHANNELS or (channels >= MIN_CHANNELS_IN_A_BATCH and n >= MIN_BATCH)
-    return wide and n * oh * ow * channels >= MIN_WORK
+    channels = min(x_shape[1], weight_shape[0])
+    return (channels >= MIN_CHANNELS and x_shape[0] * th * tw >= MIN_TILES
+            and x_shape[0] * oh * ow * channels >= MIN_WORK)
 
 
 # ---- the tile transforms (Numba) -------------------------------------------------------------
