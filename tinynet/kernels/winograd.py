@@ -168,6 +168,19 @@ def bt(d0, d1, d2, d3):
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
+@njit(cache=True, nogil=True, inline="always")
+def b_t_d_b(column_q, column_r, column_s, column_u):
+    """B^T d B for one tile d (numbers, or simd vectors: eight tiles) given its four
+    columns, each its four rows top to bottom: B^T d down each column, then the same
+    combination of the columns, (B^T d) B, along each row.  Returns the four rows of the
+    result: entries k = 0-3, 4-7, 8-11, 12-15."""
+    a0, b0, e0, f0 = bt(column_q[0], column_q[1], column_q[2], column_q[3])  # a: row 0 of
+    a1, b1, e1, f1 = bt(column_r[0], column_r[1], column_r[2], column_r[3])  # B^T d, b: 1...
+    a2, b2, e2, f2 = bt(column_s[0], column_s[1], column_s[2], column_s[3])
+    a3, b3, e3, f3 = bt(column_u[0], column_u[1], column_u[2], column_u[3])
+    return bt(a0, a1, a2, a3), bt(b0, b1, b2, b3), bt(e0, e1, e2, e3), bt(f0, f1, f2, f3)
+
+
 @njit(cache=True, nogil=True)
 def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
     """v[k, c, (r - r0) TW + tj] = (B^T d B)[k] for the tile rows r = n TH + ti in [r0, r1),
@@ -200,17 +213,11 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                 t = (n * th + ti - r0) * tw
                 out = v[:, c, t:t + tw]              # (16, TW): this tile row's entries
                 for tj in range(tw - vector_tiles):
-                    q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3
-                    # B^T d: the rows combined, per column (a: row 0 of B^T d, ...)
-                    a0, b0, e0, f0 = bt(d0[q], d1[q], d2[q], d3[q])
-                    a1, b1, e1, f1 = bt(d0[r], d1[r], d2[r], d3[r])
-                    a2, b2, e2, f2 = bt(d0[s], d1[s], d2[s], d3[s])
-                    a3, b3, e3, f3 = bt(d0[u], d1[u], d2[u], d3[u])
-                    # (B^T d) B: the same combination of the columns, per row
-                    for k, g0, g1, g2, g3 in ((0, a0, a1, a2, a3), (4, b0, b1, b2, b3),
-                                              (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
-                        out[k, tj], out[k + 1, tj], out[k + 2, tj], out[k + 3, tj] = bt(
-                            g0, g1, g2, g3)
+                    q, r, s, u = 2 * tj, 2 * tj + 1, 2 * tj + 2, 2 * tj + 3   # its columns
+                    rows = b_t_d_b((d0[q], d1[q], d2[q], d3[q]), (d0[r], d1[r], d2[r], d3[r]),
+                                   (d0[s], d1[s], d2[s], d3[s]), (d0[u], d1[u], d2[u], d3[u]))
+                    for k, row in ((0, rows[0]), (4, rows[1]), (8, rows[2]), (12, rows[3])):
+                        out[k, tj], out[k + 1, tj], out[k + 2, tj], out[k + 3, tj] = row
                 for tj in range(tw - vector_tiles, tw, simd.LANES):
                     q = 2 * tj                       # columns q, r = q + 1, s = q + 2, u
                     d0q, d0r = simd.load_even_odd(d0, q)
@@ -221,17 +228,13 @@ def _input_tiles(x, ph, pw, th, tw, r0, r1, v):
                     d2s, d2u = simd.load_even_odd(d2, q + 2)
                     d3q, d3r = simd.load_even_odd(d3, q)
                     d3s, d3u = simd.load_even_odd(d3, q + 2)
-                    a0, b0, e0, f0 = bt(d0q, d1q, d2q, d3q)
-                    a1, b1, e1, f1 = bt(d0r, d1r, d2r, d3r)
-                    a2, b2, e2, f2 = bt(d0s, d1s, d2s, d3s)
-                    a3, b3, e3, f3 = bt(d0u, d1u, d2u, d3u)
-                    for k, g0, g1, g2, g3 in ((0, a0, a1, a2, a3), (4, b0, b1, b2, b3),
-                                              (8, e0, e1, e2, e3), (12, f0, f1, f2, f3)):
-                        h0, h1, h2, h3 = bt(g0, g1, g2, g3)
-                        simd.store(out[k], tj, h0)
-                        simd.store(out[k + 1], tj, h1)
-                        simd.store(out[k + 2], tj, h2)
-                        simd.store(out[k + 3], tj, h3)
+                    rows = b_t_d_b((d0q, d1q, d2q, d3q), (d0r, d1r, d2r, d3r),
+                                   (d0s, d1s, d2s, d3s), (d0u, d1u, d2u, d3u))
+                    for k, row in ((0, rows[0]), (4, rows[1]), (8, rows[2]), (12, rows[3])):
+                        simd.store(out[k], tj, row[0])
+                        simd.store(out[k + 1], tj, row[1])
+                        simd.store(out[k + 2], tj, row[2])
+                        simd.store(out[k + 3], tj, row[3])
 
 
 @njit(cache=True, nogil=True)
@@ -275,31 +278,23 @@ def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
                 f0, f1, f2, f3 = (rows[i + 3, j], rows[i + 3, j + 1], rows[i + 3, j + 2],
                                   rows[i + 3, j + 3])
                 for c in range(head):
-                    # B^T d: the rows combined, per column; then (B^T d) B, per row
-                    p0, q0, s0, u0 = bt(a0[c], b0[c], e0[c], f0[c])
-                    p1, q1, s1, u1 = bt(a1[c], b1[c], e1[c], f1[c])
-                    p2, q2, s2, u2 = bt(a2[c], b2[c], e2[c], f2[c])
-                    p3, q3, s3, u3 = bt(a3[c], b3[c], e3[c], f3[c])
-                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
-                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        v[k, t, c], v[k + 1, t, c], v[k + 2, t, c], v[k + 3, t, c] = (
-                            bt(g0, g1, g2, g3))
+                    tile_rows = b_t_d_b((a0[c], b0[c], e0[c], f0[c]), (a1[c], b1[c], e1[c], f1[c]),
+                                        (a2[c], b2[c], e2[c], f2[c]), (a3[c], b3[c], e3[c], f3[c]))
+                    for k, row in ((0, tile_rows[0]), (4, tile_rows[1]), (8, tile_rows[2]),
+                                   (12, tile_rows[3])):
+                        v[k, t, c], v[k + 1, t, c], v[k + 2, t, c], v[k + 3, t, c] = row
                 for c in range(head, c_, simd.LANES):        # eight channels at a time
-                    p0, q0, s0, u0 = bt(simd.load(a0, c), simd.load(b0, c),
-                                                 simd.load(e0, c), simd.load(f0, c))
-                    p1, q1, s1, u1 = bt(simd.load(a1, c), simd.load(b1, c),
-                                                 simd.load(e1, c), simd.load(f1, c))
-                    p2, q2, s2, u2 = bt(simd.load(a2, c), simd.load(b2, c),
-                                                 simd.load(e2, c), simd.load(f2, c))
-                    p3, q3, s3, u3 = bt(simd.load(a3, c), simd.load(b3, c),
-                                                 simd.load(e3, c), simd.load(f3, c))
-                    for k, g0, g1, g2, g3 in ((0, p0, p1, p2, p3), (4, q0, q1, q2, q3),
-                                              (8, s0, s1, s2, s3), (12, u0, u1, u2, u3)):
-                        h0, h1, h2, h3 = bt(g0, g1, g2, g3)
-                        simd.store(v[k, t], c, h0)
-                        simd.store(v[k + 1, t], c, h1)
-                        simd.store(v[k + 2, t], c, h2)
-                        simd.store(v[k + 3, t], c, h3)
+                    tile_rows = b_t_d_b(
+                        (simd.load(a0, c), simd.load(b0, c), simd.load(e0, c), simd.load(f0, c)),
+                        (simd.load(a1, c), simd.load(b1, c), simd.load(e1, c), simd.load(f1, c)),
+                        (simd.load(a2, c), simd.load(b2, c), simd.load(e2, c), simd.load(f2, c)),
+                        (simd.load(a3, c), simd.load(b3, c), simd.load(e3, c), simd.load(f3, c)))
+                    for k, row in ((0, tile_rows[0]), (4, tile_rows[1]), (8, tile_rows[2]),
+                                   (12, tile_rows[3])):
+                        simd.store(v[k, t], c, row[0])
+                        simd.store(v[k + 1, t], c, row[1])
+                        simd.store(v[k + 2, t], c, row[2])
+                        simd.store(v[k + 3, t], c, row[3])
 
 
 @njit(cache=True, nogil=True, inline="always")
