@@ -30,7 +30,9 @@ arithmetic is the scalar code's, in the same order, so a vectorised kernel gives
 bit-identical to its scalar loop (where it multiplies too, as long as both fuse the same
 multiply-adds: F(4x4)'s input transform does).  The functions are Numba intrinsics:
 callable only from @njit code, compiled inline.  Nothing checks bounds: the caller keeps
-i + 8 (i + 16, i + 32 for the dealt loads and stores) within the row.
+i + 8 (i + 16, i + 32 for the dealt loads and stores) within the row.  Numba's disk cache
+keys each kernel on its own source file only: after editing this module, delete the
+kernels' cached code (tinynet/kernels/__pycache__/*.nbi, *.nbc) so that they compile again.
 """
 import operator
 
