@@ -94,7 +94,7 @@ def test_dw_stores_v_channels_last_where_measured_faster(c, size, blas_kernels, 
     """The layout rule (winograd_weight.channels_last): rows of fewer than eight tiles with at
     least eight channels (14x14 planes and smaller); and C = 32, there only with OpenBLAS's
     AVX-512 kernels (with its Haswell ones, or no OpenBLAS to name them, the planes layout)."""
-    monkeypatch.setattr(winograd_weight, "_blas_kernels", [blas_kernels])
+    monkeypatch.setattr(winograd_weight.numba_threads, "openblas_kernels", lambda: blas_kernels)
     calls = []
     kernel = winograd._input_tiles_channels_last
     monkeypatch.setattr(winograd, "_input_tiles_channels_last",

@@ -13,6 +13,7 @@ for SPIN_SECONDS (50 us) after a job, and a split call's hand-off costs about 5 
 instead of about 50 us (see _Worker).
 """
 import ctypes
+import functools
 import glob
 import os
 import threading
@@ -311,6 +312,7 @@ def _find_thread_functions():
     return None
 
 
+@functools.cache                 # OpenBLAS picks its kernels once, when it loads
 def openblas_kernels():
     """The kernel set NumPy's OpenBLAS chose ("Haswell", "SkylakeX", ...), or None.  It
     decides the products' speed: on the AMD Zen 5 the AVX-512 set ran them 1.8x faster

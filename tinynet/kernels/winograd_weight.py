@@ -26,7 +26,7 @@ from .scratch import empty
 # vectors (that sweep ran with 512-bit ones, RESULTS.md): 256 and 1024 ran 0.94x-1.01x
 # 512's speed on the whole layer step, seven shapes.
 TILES_PER_WEIGHT_BLOCK = 512
-CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (_weight_grad_blocks),
+CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (channels_last)
 CHANNELS_LAST_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's AVX-512 sets
 TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
@@ -113,7 +113,21 @@ def _kernel_grad_tiles(du, grad_w, o0, o1):
 
 # ---- the kernel interface ------------------------------------------------------------------
 
-_blas_kernels = []              # numba_threads.openblas_kernels(), once looked up
+# The layout at C = 32.  With V stored (16, B, C), OpenBLAS runs dL/dW's narrow products
+# 1.5x-2x faster (64 x 32: 139 against 75 GFLOP/s), but the transform that writes that
+# layout was no faster than the scalar _input_tiles then (1.3x-1.5x slower on 224x224
+# planes).  The two together won only at C = 32: dL/dW 1.12x-1.30x, the reference CNN's step
+# 1.03x; C = 16 and 24 lost (0.87x-1.05x), C = 40 and 64 came out even (0.91x-1.09x), C >=
+# 128 lost (0.84x-0.90x) (2-core Intel Xeon, 2026-12-06, alternated in one process).  On the
+# AMD Zen 4: C = 32 1.07x-1.59x, C = 16 0.84x, C = 48 and 64 0.96x-1.22x, C = 128
+# 1.05x-1.36x; only C = 32 wins on both CPUs.  On the AMD Zen 5 with OpenBLAS held to its
+# AVX2 (Haswell) kernels, C = 32 lost (the planes layout 1.07x-1.14x faster on three layers;
+# 0.89x-0.97x for channels last on five, rechecked with 256-bit vectors), and with its
+# AVX-512 kernels it was mixed: the gain is OpenBLAS's.  With both transforms on simd
+# vectors (sixth session, Zen 5, C = 32, three layers): the planes layout 1.05x-1.19x faster
+# with the Haswell kernels; with the AVX-512 ones channels last 1.16x and 1.32x faster on
+# two layers, 0.83x on the third (O = 32).  Hence C = 32 only with an AVX-512 kernel set
+# (the Xeon's was SkylakeX; on the Zen 4, which kernels OpenBLAS ran was not recorded).
 
 
 def channels_last(c, tw):
@@ -122,12 +136,10 @@ def channels_last(c, tw):
     takes eight channels a vector rather than going one tile at a time (dL/dW 1.02x-1.23x
     faster on 8x8 and 14x14 planes with OpenBLAS's Haswell kernels, 1.02x-1.32x with its
     SkylakeX ones, AMD Zen 5, 2026-12-06); and at C = 32 where NumPy's OpenBLAS runs one of
-    its AVX-512 kernel sets (_weight_grad_blocks has the measurements)."""
+    its AVX-512 kernel sets (the measurements above)."""
     if tw < simd.LANES and c >= simd.LANES:
         return True
-    if not _blas_kernels:
-        _blas_kernels.append(numba_threads.openblas_kernels())
-    return c == CHANNELS_LAST_C and _blas_kernels[0] in CHANNELS_LAST_KERNELS
+    return c == CHANNELS_LAST_C and numba_threads.openblas_kernels() in CHANNELS_LAST_KERNELS
 
 
 def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices):
@@ -142,25 +154,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         dm = winograd._slabs(o, size, x.dtype, "winograd_m")    # (16, O, B)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums)
         # dU[k]^T = dM[k] V[k]^T, (O, C): the same product as V[k] dM[k]^T, but this
-        # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the
-        # layers of every model here (one thread, blocks of 1024 tiles; with C > O the other
-        # one won by about as much, RESULTS.md, 2026-12-05).  With V stored (16, B, C),
-        # OpenBLAS runs the narrow ones 1.5x-2x faster (64 x 32: 139 against 75 GFLOP/s),
-        # but the transform that writes that layout is no faster than _input_tiles (1.3x-
-        # 1.5x slower on 224x224 planes).  The two together won only at C = 32: dL/dW
-        # 1.12x-1.30x, the reference CNN's step 1.03x; C = 16 and 24 lost (0.87x-1.05x),
-        # C = 40 and 64 came out even (0.91x-1.09x), C >= 128 lost (0.84x-0.90x)
-        # (2-core Intel Xeon, 2026-12-06, alternated in one process).  On the AMD Zen 4:
-        # C = 32 1.07x-1.59x, C = 16 0.84x, C = 48 and 64 0.96x-1.22x, C = 128 1.05x-1.36x;
-        # only C = 32 wins on both CPUs.  On the AMD Zen 5 with OpenBLAS held to its AVX2
-        # (Haswell) kernels, C = 32 lost (the planes layout 1.07x-1.14x faster on three
-        # layers; 0.89x-0.97x for channels last on five, rechecked with 256-bit vectors),
-        # and with its AVX-512 kernels it was mixed: the gain is OpenBLAS's.  With both
-        # transforms on simd vectors (sixth session, Zen 5, C = 32, three layers): the
-        # planes layout 1.05x-1.19x faster with the Haswell kernels; with the AVX-512 ones
-        # channels last 1.16x and 1.32x faster on two layers, 0.83x on the third (O = 32).
-        # Hence channels_last(): C = 32 and an AVX-512 kernel set (the Xeon's was
-        # SkylakeX; on the Zen 4, which kernels OpenBLAS ran was not recorded).
+        # orientation ran 1.04x-1.3x faster on the 2-core Intel Xeon with O >= C, the layers
+        # of every model here (one thread, blocks of 1024 tiles; with C > O the other one won
+        # by about as much, RESULTS.md, 2026-12-05).
         if channels_last(c, tw):
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             winograd._input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
