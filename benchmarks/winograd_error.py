@@ -58,7 +58,8 @@ def _input_tiles(x, m, padding, tiles_h, tiles_w):
     x_pad[:, :, padding:padding + h, padding:padding + w] = x
     s = x_pad.strides
     return np.lib.stride_tricks.as_strided(
-        x_pad, (n, c, tiles_h, tiles_w, m + 2, m + 2), (s[0], s[1], m * s[2], m * s[3], s[2], s[3]))
+        x_pad, (n, c, tiles_h, tiles_w, m + 2, m + 2),
+        (s[0], s[1], m * s[2], m * s[3], s[2], s[3]))
 
 
 def _tile_counts(h, w, m, padding):

@@ -109,9 +109,10 @@ def faster(function_name, x_shape, weight_shape, padding):
     have an inner dimension of 16), too little work (1x32x14x14 -> 64 0.74x-0.95x,
     1x64x8x8 -> 64 0.78x-0.84x, 1x16x16x16 -> 16 0.70x) and 8 channels (1x8x32x32 -> 8
     0.59x-0.65x; 8x8x32x32 -> 8 won 1.13x-1.54x over im2col, but such a first layer has
-    numba_first_layer.py).  First layers with C = 3 lost before (0.64x).  The rule it replaced, measured on the Intel Xeon with
-    scalar transforms (2026-12-05), asked for 48 channels (16 in a batch of 4) and 16 times
-    the work: its small layers then ran 0.28x-0.62x under Winograd.
+    numba_first_layer.py).  First layers with C = 3 lost before (0.64x).  The rule it
+    replaced, measured on the Intel Xeon with scalar transforms (2026-12-05), asked for 48
+    channels (16 in a batch of 4) and 16 times the work: its small layers then ran
+    0.28x-0.62x under Winograd.
 
     Memory: V and M exist only for one block of tiles per thread, so no batch is too large.
     (Before the blocks, measured on the AMD EPYC and the Xeon, the rule needed min(C, O) >=
