@@ -13,6 +13,7 @@ from tinynet.kernels import reference
 
 pytest.importorskip("numba")
 from tinynet.kernels import cpu_numba, winograd, winograd_weight  # noqa: E402
+from tinynet.kernels import winograd_tiles  # noqa: E402
 
 GEOMETRY = ((1, 1), None, (1, 1), 1)    # stride, padding (per case), dilation, groups
 
@@ -80,8 +81,8 @@ def test_channels_last_input_transform_is_the_input_transform_transposed(case, r
         size = (r1 - r0) * tw
         v = np.full((16, x.shape[1], size), np.nan, np.float32)
         v_last = np.full((16, size, x.shape[1]), np.nan, np.float32)
-        winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
-        winograd._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
+        winograd_tiles._input_tiles(x, *padding, th, tw, r0, r1, v)
+        winograd_tiles._input_tiles_channels_last(x, *padding, th, tw, r0, r1, v_last)
         np.testing.assert_array_equal(v_last, v.transpose(0, 2, 1))
 
 
@@ -96,8 +97,8 @@ def test_dw_stores_v_channels_last_where_measured_faster(c, size, blas_kernels, 
     AVX-512 kernels (with its Haswell ones, or no OpenBLAS to name them, the planes layout)."""
     monkeypatch.setattr(winograd_weight.numba_threads, "openblas_kernels", lambda: blas_kernels)
     calls = []
-    kernel = winograd._input_tiles_channels_last
-    monkeypatch.setattr(winograd, "_input_tiles_channels_last",
+    kernel = winograd_tiles._input_tiles_channels_last
+    monkeypatch.setattr(winograd_tiles, "_input_tiles_channels_last",
                         lambda *args: calls.append(1) or kernel(*args))
     x = rng.standard_normal((2, c, size, size)).astype(np.float32)
     grad_y = rng.standard_normal((2, 8, size, size)).astype(np.float32)
@@ -434,7 +435,7 @@ def test_input_transform_is_bt_d_b_bitwise(n, h, w, padding, tiles, dtype):
                 cells[:, :, i] = value.transpose(1, 0, 2)
     for r0, r1 in winograd._blocks(n, th, tw, tiles):
         v = winograd._slabs(2, (r1 - r0) * tw, dtype)
-        winograd._input_tiles(x, *padding, th, tw, r0, r1, v)
+        winograd_tiles._input_tiles(x, *padding, th, tw, r0, r1, v)
         np.testing.assert_array_equal(v, want[:, :, r0 * tw:r1 * tw])
 
 
@@ -450,7 +451,7 @@ def test_output_transform_eight_at_a_time_is_the_one_by_one_loop_bitwise(n, oh, 
     for r0, r1 in winograd._blocks(n, th, tw, tiles):
         m = winograd._slabs(3, (r1 - r0) * tw, dtype)
         m[...] = rng.standard_normal(m.shape)
-        winograd._output_tiles(m, th, tw, r0, r1, bias, y_fast)
-        winograd._output_tiles_one_by_one(m, th, tw, r0, r1, bias, y_one)
+        winograd_tiles._output_tiles(m, th, tw, r0, r1, bias, y_fast)
+        winograd_tiles._output_tiles_one_by_one(m, th, tw, r0, r1, bias, y_one)
     assert not np.isnan(y_one).any()               # every output written, nothing past y
     np.testing.assert_array_equal(y_fast, y_one)

@@ -29,6 +29,7 @@ The implementations:
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
                 kernels/numba_first_layer.py   first layers (few channels): forward, dL/dW
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
+                kernels/winograd_tiles.py    F(2x2, 3x3)'s tile transforms (Numba)
                 kernels/winograd_weight.py   F(2x2, 3x3)'s dL/dW and dL/db
                 kernels/winograd4.py   Winograd F(4x4, 3x3), their forward (C <= 128)
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;

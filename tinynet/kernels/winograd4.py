@@ -59,7 +59,8 @@ from ..geometry import conv_output_hw
 from . import simd
 from .jit import njit
 from .scratch import scratch
-from .winograd import STAGGER_BYTES, copy_rows, run_forward
+from .winograd import STAGGER_BYTES, run_forward
+from .winograd_tiles import copy_rows
 
 POINTS = (0, 1, -1, Fraction(1, 2), -2)        # and infinity
 

@@ -15,7 +15,7 @@ Notation as in reference.py and winograd.py.
 """
 import numpy as np
 
-from . import numba_threads, simd, winograd    # winograd: its tiles, blocks, transforms
+from . import numba_threads, simd, winograd, winograd_tiles  # blocks; transforms
 from .jit import njit
 from .scratch import empty
 
@@ -41,8 +41,8 @@ def a_row(f0, f1):
 def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
     """dm[k, o, (r - r0) TW + tj] = (A dY A^T)[k] for the tile rows r = n TH + ti in
     [r0, r1), dY = gy[n, o, 2 ti: 2 ti + 2, 2 tj: 2 tj + 2] (zeros past OH, OW): the adjoint
-    of winograd._output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64):
-    dL/db, since the tiles cover dL/dy once.
+    of winograd_tiles._output_tiles.  On the way, bias_sums[o] += the sum of those dY
+    (float64): dL/db, since the tiles cover dL/dy once.
 
     Eight tiles at a time as simd vectors (the tile's four numbers are the even and odd
     elements of two rows), the TW % 8 others first, one at a time; the float64 sum is kept
@@ -159,11 +159,11 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         # by about as much, RESULTS.md, 2026-12-05).
         if channels_last(c, tw):
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
-            winograd._input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
+            winograd_tiles._input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v, out=block_du)
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v")    # (16, C, B)
-            winograd._input_tiles(x, ph, pw, th, tw, r0, r1, v)
+            winograd_tiles._input_tiles(x, ph, pw, th, tw, r0, r1, v)
             np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
         du += block_du
     partial_sums.append((du, bias_sums))
