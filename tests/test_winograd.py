@@ -197,13 +197,14 @@ def test_auto_rule_picks_winograd_for_wide_layers_with_enough_work():
              ((1, 512, 7, 7), (512, 512, 3, 3), False),       # one: 16 tiles
              ((1, 32, 14, 14), (64, 32, 3, 3), False),        # 196 x 32: too little work
              ((1, 64, 8, 8), (64, 64, 3, 3), False), ((1, 16, 16, 16), (16, 16, 3, 3), False)]
-    from tinynet.kernels import winograd4       # its forward where winograd4.preferred says
+    from tinynet.kernels import winograd4, winograd42     # F(4x4), F(4x2) by their rules
     with kernels.use("auto"):
         for x_shape, w_shape, expected in cases:
             for name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
                 chosen = kernels.choose_conv(name, x, x_shape, w_shape, *args)
-                either = (getattr(winograd, name), getattr(winograd4, name, None))
-                assert (chosen in either) == expected, (x_shape, w_shape, name)
+                winograds = (getattr(winograd, name), getattr(winograd4, name, None),
+                             getattr(winograd42, name))
+                assert (chosen in winograds) == expected, (x_shape, w_shape, name)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -335,10 +336,12 @@ def test_slabs_are_contiguous_and_staggered():
 def test_auto_winograd_layer_matches_im2col(dtype, tolerance, rng, monkeypatch):
     """A layer the rule sends to Winograd, through F.conv2d with bias, forward and backward,
     against the same layer under 'numba' (im2col, itself tested against the reference)."""
+    from tinynet.kernels import winograd42      # F(4x2), the backward on this plane
     calls = []
-    original = winograd_weight.weight_and_bias_grad
-    monkeypatch.setattr(winograd_weight, "weight_and_bias_grad",
-                        lambda *a, **k: calls.append(a[-1]) or original(*a, **k))
+    for module in (winograd_weight, winograd42):
+        monkeypatch.setattr(module, "weight_and_bias_grad",
+                            lambda *a, original=module.weight_and_bias_grad, **k:
+                            calls.append(a[-1]) or original(*a, **k))
     x = rng.standard_normal((2, 48, 40, 39)).astype(dtype)   # 2 x 40 x 39 x 48 > 2^17
     weight = (rng.standard_normal((50, 48, 3, 3)) / 20).astype(dtype)
     bias, grad = rng.standard_normal(50).astype(dtype), rng.standard_normal((2, 50, 40, 39))

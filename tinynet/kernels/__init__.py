@@ -32,6 +32,8 @@ The implementations:
                 kernels/winograd_tiles.py    F(2x2, 3x3)'s tile transforms (Numba)
                 kernels/winograd_weight.py   F(2x2, 3x3)'s dL/dW and dL/db
                 kernels/winograd4.py   Winograd F(4x4, 3x3), their forward (C <= 128)
+                kernels/winograd42.py  Winograd F(4x2, 3x3): the backward, and the forward
+                                       where F(4x4) is not taken (planes of 8x8 and more)
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
@@ -53,10 +55,11 @@ etc.), which pick an implementation per call from the array's backend and the se
 
 'auto' (the default, or the environment variable TINYNET_KERNELS) means: CuPy arrays ->
 gpu_cupy, NumPy arrays -> cpu_numba when Numba is installed (a 3x3 stride-1 convolution
--> winograd where the measured rule ``winograd.faster`` says so, its forward F(4x4) where
-``winograd4.preferred`` says so); im2col otherwise, or when the fast module lacks the
-function.  'numba' never picks Winograd, 'winograd' always does where it applies (F(4x4) or
-F(2x2) for the forward by the same ``winograd4.preferred``).  Fast modules are imported
+-> winograd where the measured rule ``winograd.faster`` says so: its forward F(4x4) where
+``winograd4.preferred`` says so, else F(4x2) where ``winograd42.preferred`` says so, as
+its backward; F(2x2) otherwise); im2col otherwise, or when the fast module lacks the
+function.  'numba' never picks Winograd, 'winograd' always does where it applies (F(4x4),
+F(4x2) or F(2x2) by the same two rules).  Fast modules are imported
 when first needed, never at ``import tinynet``, so that importing the library compiles
 nothing.
 """
@@ -215,7 +218,9 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
     3x3 one goes to numba_depthwise.py; one Winograd applies to goes to winograd.py under
     'winograd', and under 'auto' where the measured rule ``winograd.faster`` says so (its
     forward to winograd4.py, F(4x4, 3x3), where ``winograd4.preferred`` says so: at most
-    128 input channels, for its float32 error, and planes its 4x4 tiles fit); and else a
+    128 input channels, for its float32 error, and planes its 4x4 tiles fit; else, and its
+    backward, to winograd42.py, F(4x2, 3x3), where ``winograd42.preferred`` says so:
+    planes of 8x8 and more that its tiles fit); and else a
     first layer's forward (3x3, few input channels) to numba_first_layer.py (its dL/dW goes
     there through cpu_numba.py)."""
     depthwise = numba_module("numba_depthwise", array)
@@ -231,6 +236,9 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
             winograd4 = _try_import("winograd4")
             if winograd4.preferred(x_shape, weight_shape, padding):
                 return winograd4.conv2d_forward
+        winograd42 = _try_import("winograd42")
+        if winograd42.preferred(function_name, x_shape, weight_shape, padding):
+            return getattr(winograd42, function_name)
         return getattr(winograd, function_name)
     first_layer = (numba_module("numba_first_layer", array)
                    if function_name == "conv2d_forward" else None)

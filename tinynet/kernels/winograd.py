@@ -147,11 +147,12 @@ def faster(function_name, x_shape, weight_shape, padding):
 STAGGER_BYTES = 320
 
 
-def _slabs(a, b, dtype, role=None):
-    """An uninitialized (16, a, b) array, each [k] C-contiguous, slab starts staggered."""
+def _slabs(a, b, dtype, role=None, count=16):
+    """An uninitialized (count, a, b) array, each [k] C-contiguous, slab starts staggered
+    (``count`` 24 for winograd42.py's F(4x2) tiles)."""
     step = a * b + STAGGER_BYTES // np.dtype(dtype).itemsize
-    flat = scratch(role, (16 * step,), dtype) if role else new_buffer((16 * step,), dtype)
-    return flat.reshape(16, step)[:, :a * b].reshape(16, a, b)
+    flat = scratch(role, (count * step,), dtype) if role else new_buffer((count * step,), dtype)
+    return flat.reshape(count, step)[:, :a * b].reshape(count, a, b)
 
 
 # ---- the kernel interface ------------------------------------------------------------------
@@ -246,16 +247,17 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
 
 def _forward(x, u, padding, bias=None):
     """y = the Winograd correlation of x with the kernel whose transform is u, plus bias."""
-    return run_forward(_forward_blocks, 2, TILES_PER_BLOCK, x, u, padding, bias)
+    return run_forward(_forward_blocks, (2, 2), TILES_PER_BLOCK, x, u, padding, bias)
 
 
 def run_forward(blocks_function, tile, tiles_per_block, x, u, padding, bias):
-    """The frame of a Winograd forward (this module's, and winograd4.py's with 4x4 tiles):
-    y allocated, the bias as a (O,) array, and ``blocks_function`` run over the blocks of
-    tile rows (``tile`` x ``tile`` output tiles, about ``tiles_per_block`` a block)."""
+    """The frame of a Winograd forward (this module's, winograd4.py's with 4x4 tiles and
+    winograd42.py's with 4x2): y allocated, the bias as a (O,) array, and
+    ``blocks_function`` run over the blocks of tile rows (output tiles of ``tile`` = (rows,
+    columns), about ``tiles_per_block`` a block)."""
     n, o = x.shape[0], u.shape[1]
     oh, ow = conv_output_hw(x.shape, (3, 3), (1, 1), padding)
-    th, tw = -(-oh // tile), -(-ow // tile)
+    th, tw = -(-oh // tile[0]), -(-ow // tile[1])
     y = empty((n, o, oh, ow), x.dtype)
     bias = (np.zeros(o, x.dtype) if bias is None
             else np.ascontiguousarray(bias, dtype=x.dtype).reshape(o))

@@ -305,7 +305,7 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
 
 def _forward(x, u, padding, bias=None):
     """y = the F(4x4) correlation of x with the kernel whose transform is u, plus bias."""
-    return run_forward(_forward_blocks, 4, TILES_PER_BLOCK, x, u, padding, bias)
+    return run_forward(_forward_blocks, (4, 4), TILES_PER_BLOCK, x, u, padding, bias)
 
 
 ADDS_BIAS = True       # conv2d_forward takes the bias: the output transform adds it
