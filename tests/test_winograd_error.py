@@ -1,4 +1,4 @@
-"""benchmarks/winograd_error.py: the NumPy model of Winograd F(m x m, 3x3) behind #13's error
+"""benchmarks/winograd_error.py: the NumPy model of Winograd F(m x n, 3x3) behind #13's error
 table.  Its figures mean something only if the model is exact in float64 (the float32 error
 is then rounding, not a bug) and really runs in float32."""
 from pathlib import Path
@@ -20,7 +20,8 @@ def model(monkeypatch):
     return model
 
 
-@pytest.mark.parametrize("variant", ["F(2x2)", "F(4x4)", "F(3x3), 2", "F(3x3), -1/2"])
+@pytest.mark.parametrize("variant", ["F(2x2)", "F(4x2)", "F(2x4)", "F(4x4)", "F(3x3), 2",
+                                     "F(3x3), -1/2"])
 @pytest.mark.parametrize("shape", [(2, 3, 7, 5, 4), (1, 2, 9, 10, 3), (3, 4, 4, 6, 2)])
 def test_the_model_is_exact_in_float64(model, variant, shape, rng):
     """Odd sizes and tiles cut by the output's edge, each direction against im2col."""

@@ -14,8 +14,8 @@ points 0, 1, -1, 1/2, -2) and F(2, 3) along the rows (winograd.py's 0, 1, -1),
 The error grows with the transforms' entries, so it sits between F(2x2)'s and F(4x4)'s:
 measured against float64 on nine layers, two seeds (``python -m benchmarks.winograd_error``,
 RESULTS.md 2026-12-06, seventh session), as multiples of im2col's float32 error, dL/dx
-3.6x-6.3x, dL/dW 1.2x-6.7x, the forward 0.8x-4.2x (F(2x2): 1.5x-2.3x, 0.7x-3.0x,
-0.3x-1.5x).  The 1-D pieces are the other modules': B2^T d is ``winograd_tiles.bt``, A2^T m
+3.7x-5.5x, dL/dW 1.2x-6.7x, the forward 0.8x-3.9x (F(2x2): 1.4x-2.3x, 0.7x-3.0x,
+0.3x-1.6x; F(4x4): 9.4x-15.3x, 2.4x-14.1x, 2.1x-10.3x).  The 1-D pieces are the other modules': B2^T d is ``winograd_tiles.bt``, A2^T m
 is ``winograd_tiles.at``, A2 f is ``winograd_weight.a_row``; B4^T d is ``winograd4._b_t``.
 
 The same three products as winograd.py, each with 24 slabs where F(2x2) has 16:
