@@ -101,3 +101,29 @@ def test_load_fourths_and_multiply_against_numpy(dtype, rng):
     p = [a[3 + k:35:4] for k in range(4)]
     want[:8], want[8:16], want[16:24] = p[3], p[2] - p[1], p[0] * p[1]
     np.testing.assert_array_equal(out, want)
+
+
+@njit
+def _halves(a, i, b, j, out_a, k, out_b, q):
+    """load_even_odd_halves of a[i:i+8], b[j:j+8]; stored back, doubled, by
+    store_even_odd_halves into out_a[k:k+8], out_b[q:q+8]; the two loaded vectors returned
+    in lanes as out_a[16:24], out_a[24:32]."""
+    even, odd = simd.load_even_odd_halves(a, i, b, j)
+    simd.store(out_a, 16, even)
+    simd.store(out_a, 24, odd)
+    simd.store_even_odd_halves(out_a, k, out_b, q, even + even, odd + odd)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_halves_two_rows_of_four_pairs(dtype, rng):
+    """Lanes 0-3 come from (and go back to) the first row, lanes 4-7 the second: even and
+    odd elements of each."""
+    a, b = rng.standard_normal(12).astype(dtype), rng.standard_normal(12).astype(dtype)
+    out_a, out_b = np.full(32, np.nan, dtype), np.full(12, np.nan, dtype)
+    _halves(a, 3, b, 1, out_a, 2, out_b, 4)
+    want_a, want_b = np.full(32, np.nan, dtype), np.full(12, np.nan, dtype)
+    want_a[16:20], want_a[20:24] = a[3:11:2], b[1:9:2]         # even: a's, then b's
+    want_a[24:28], want_a[28:32] = a[4:12:2], b[2:10:2]        # odd
+    want_a[2:10], want_b[4:12] = 2 * a[3:11], 2 * b[1:9]       # interleaved back
+    np.testing.assert_array_equal(out_a, want_a)
+    np.testing.assert_array_equal(out_b, want_b)

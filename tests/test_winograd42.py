@@ -22,7 +22,10 @@ CASES = [  # N, C, H, W, O, (PH, PW): OH = 1, 2, 3 and 0 modulo 4, odd OW, paddi
     (1, 4, 16, 16, 7, (1, 1)), (1, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 34, 2, (0, 2)),
     # eight channels and more with short rows: V channels last (with C % 8 left over)
     (2, 8, 8, 8, 9, (1, 1)), (2, 12, 8, 8, 10, (1, 1)), (1, 17, 14, 14, 13, (1, 1)),
-    (3, 16, 8, 8, 24, (2, 0))]
+    (3, 16, 8, 8, 24, (2, 0)),
+    # planes eight columns wide: two tile rows a vector (an odd number of them; a last
+    # tile row cut by OH, which goes alone)
+    (3, 9, 8, 8, 5, (1, 1)), (1, 3, 12, 8, 4, (1, 1)), (2, 3, 10, 8, 4, (1, 1))]
 B2_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
 A2_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
 
@@ -77,15 +80,16 @@ def test_backward_matches_reference_float64(case, rng):
 
 @pytest.mark.parametrize("tiles, threads", [(1, 2), (3, 2), (5, 3), (7, 1), (10 ** 6, 2)])
 @pytest.mark.parametrize("c", [4, 9])          # rows of planes, V channels last
-def test_blocks_of_any_size_give_the_reference(tiles, threads, c, rng, monkeypatch):
+@pytest.mark.parametrize("w", [9, 8])          # 8: two tile rows a vector
+def test_blocks_of_any_size_give_the_reference(tiles, threads, c, w, rng, monkeypatch):
     """Blocks of one tile, of parts of a tile row, of everything; one to three kernel
     threads (a thread may get no block): every tile row is transformed once, into the right
     place, and dL/dW's partial sums are all added."""
     monkeypatch.setattr(winograd42, "TILES_PER_BLOCK", tiles)
     monkeypatch.setattr(winograd42, "TILES_PER_WEIGHT_BLOCK", tiles)
     monkeypatch.setattr(winograd.numba_threads, "THREADS", threads)
-    x, weight = rng.standard_normal((3, c, 10, 9)), rng.standard_normal((5, c, 3, 3))
-    grad_y = rng.standard_normal((3, 5, 10, 9))
+    x, weight = rng.standard_normal((3, c, 12, w)), rng.standard_normal((5, c, 3, 3))
+    grad_y = rng.standard_normal((3, 5, 12, w))
     args = geometry((1, 1))
     wants = (reference.conv2d_forward(x, weight, *args)[0],
              reference.conv2d_backward_input(grad_y, weight, x.shape, *args),

@@ -16,6 +16,11 @@ overlap.
                                      row[i + 4], ...), (row[i + 1], row[i + 5], ...), ...
     store(row, i, v)                 row[i: i + 8] = v
     store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
+    load_even_odd_halves(a, i, b, j)     load_even_odd of a[i: i + 8] and b[j: j + 8] side
+                                     by side: lanes 0-3 from a, 4-7 from b (two rows of
+                                     four tiles, where a plane row has only four)
+    store_even_odd_halves(a, i, b, j, even, odd)    its inverse: lanes 0-3 interleaved into
+                                     a[i: i + 8], lanes 4-7 into b[j: j + 8]
     splat(x, like)                   a vector of eight x, like ``like``'s type
     v + w, v - w, v * w, -v          lane by lane (a multiply and an add may fuse into one
                                      FMA, as in kernels compiled with fastmath 'contract')
@@ -140,6 +145,41 @@ def store_even_odd(typingctx, row, index, even, odd):
                       align=1)
         return context.get_dummy_value()
     return types.void(row, index, even, odd), codegen
+
+
+@intrinsic
+def load_even_odd_halves(typingctx, first_row, first_index, second_row, second_index):
+    vector = _row_type(first_row)
+    if vector is None or _row_type(second_row) != vector:
+        return None
+
+    def codegen(context, builder, signature, args):
+        first = _address(context, builder, signature.args[0], args[0], args[1], LANES)
+        second = _address(context, builder, signature.args[2], args[2], args[3], LANES)
+        a, b = builder.load(first, align=1), builder.load(second, align=1)
+        even = builder.shuffle_vector(a, b, _lane_indices(range(0, 2 * LANES, 2)))
+        odd = builder.shuffle_vector(a, b, _lane_indices(range(1, 2 * LANES, 2)))
+        return context.make_tuple(builder, signature.return_type, [even, odd])
+    return types.UniTuple(vector, 2)(first_row, first_index, second_row, second_index), codegen
+
+
+@intrinsic
+def store_even_odd_halves(typingctx, first_row, first_index, second_row, second_index, even,
+                          odd):
+    if not (_row_type(first_row) == _row_type(second_row) == even == odd):
+        return None
+
+    def codegen(context, builder, signature, args):
+        half = LANES // 2
+        for row, index, lanes in (
+                (0, 1, [j for i in range(half) for j in (i, LANES + i)]),
+                (2, 3, [j for i in range(half, LANES) for j in (i, LANES + i)])):
+            address = _address(context, builder, signature.args[row], args[row], args[index],
+                               LANES)
+            builder.store(builder.shuffle_vector(args[4], args[5], _lane_indices(lanes)),
+                          address, align=1)
+        return context.get_dummy_value()
+    return types.void(first_row, first_index, second_row, second_index, even, odd), codegen
 
 
 @intrinsic

@@ -219,69 +219,156 @@ def _cell_vectors(row, c):
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
-def _column_sums(tiles, tj, b, k):
-    """A4^T M for tile column b of the tiles tj (.. tj + 7 as vectors): four numbers."""
-    return a_t4(tiles[b, tj], tiles[4 + b, tj], tiles[8 + b, tj], tiles[12 + b, tj],
-                tiles[16 + b, tj], tiles[20 + b, tj], k)
+def _a_t4_m(m0, m1, m2, m3, m4, m5, k):
+    """A4^T M for one tile (or eight as vectors) given M's six rows, each its four columns:
+    the rows of the result, each its four columns."""
+    s00, s10, s20, s30 = a_t4(m0[0], m1[0], m2[0], m3[0], m4[0], m5[0], k)
+    s01, s11, s21, s31 = a_t4(m0[1], m1[1], m2[1], m3[1], m4[1], m5[1], k)
+    s02, s12, s22, s32 = a_t4(m0[2], m1[2], m2[2], m3[2], m4[2], m5[2], k)
+    s03, s13, s23, s33 = a_t4(m0[3], m1[3], m2[3], m3[3], m4[3], m5[3], k)
+    return (s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23), (s30, s31, s32, s33)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _m_rows(tiles, tj):
+    """M's six rows, each its four columns, of tile tj (tiles: (24, TW))."""
+    return ((tiles[0, tj], tiles[1, tj], tiles[2, tj], tiles[3, tj]),
+            (tiles[4, tj], tiles[5, tj], tiles[6, tj], tiles[7, tj]),
+            (tiles[8, tj], tiles[9, tj], tiles[10, tj], tiles[11, tj]),
+            (tiles[12, tj], tiles[13, tj], tiles[14, tj], tiles[15, tj]),
+            (tiles[16, tj], tiles[17, tj], tiles[18, tj], tiles[19, tj]),
+            (tiles[20, tj], tiles[21, tj], tiles[22, tj], tiles[23, tj]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _m_row_vectors(tiles, tj):
+    """_m_rows for the eight tiles tj .. tj + 7, as simd vectors."""
+    return ((simd.load(tiles[0], tj), simd.load(tiles[1], tj), simd.load(tiles[2], tj),
+             simd.load(tiles[3], tj)),
+            (simd.load(tiles[4], tj), simd.load(tiles[5], tj), simd.load(tiles[6], tj),
+             simd.load(tiles[7], tj)),
+            (simd.load(tiles[8], tj), simd.load(tiles[9], tj), simd.load(tiles[10], tj),
+             simd.load(tiles[11], tj)),
+            (simd.load(tiles[12], tj), simd.load(tiles[13], tj), simd.load(tiles[14], tj),
+             simd.load(tiles[15], tj)),
+            (simd.load(tiles[16], tj), simd.load(tiles[17], tj), simd.load(tiles[18], tj),
+             simd.load(tiles[19], tj)),
+            (simd.load(tiles[20], tj), simd.load(tiles[21], tj), simd.load(tiles[22], tj),
+             simd.load(tiles[23], tj)))
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _output_row(tiles, plane, top, rows_in_y, pairs, b, k, lanes):
+    """One tile row into y: tiles is its M (24, TW), plane y[n, o], ``top`` its first row.
+    Eight tiles at a time as simd vectors, A4^T down the columns, then A2 along each
+    output row, whose two columns are interleaved as they are stored; the first PAIRS % 8
+    tiles, and an odd OW's last, one at a time."""
+    tw = tiles.shape[1]
+    head = pairs % simd.LANES
+    for i in range(head + tw - pairs):         # the tiles [0, head) and [pairs, TW)
+        tj = i if i < head else pairs + i - head
+        m0, m1, m2, m3, m4, m5 = _m_rows(tiles, tj)
+        rows = _a_t4_m(m0, m1, m2, m3, m4, m5, k)
+        for i_ in range(rows_in_y):
+            left, right = at(rows[i_][0], rows[i_][1], rows[i_][2], rows[i_][3])
+            target = plane[top + i_]
+            target[2 * tj] = left + b
+            if tj < pairs:
+                target[2 * tj + 1] = right + b
+    for tj in range(head, pairs, simd.LANES):
+        m0, m1, m2, m3, m4, m5 = _m_row_vectors(tiles, tj)
+        rows = _a_t4_m(m0, m1, m2, m3, m4, m5, lanes)
+        bias_lanes = simd.splat(b, rows[0][0])
+        for i_, row in ((0, rows[0]), (1, rows[1]), (2, rows[2]), (3, rows[3])):
+            if i_ < rows_in_y:
+                left, right = at(row[0], row[1], row[2], row[3])
+                simd.store_even_odd(plane[top + i_], 2 * tj, left + bias_lanes,
+                                    right + bias_lanes)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _output_tiles(m, th, tw, r0, r1, bias, y, k):
     """y[n, o, 4 ti + i, 2 tj + j] = (A4^T M A2)[i, j] + bias[o], M[a, b] = m[4 a + b, o,
     (r - r0) TW + tj], for the tile rows r = n TH + ti in [r0, r1) (rows and columns past
-    OH, OW dropped).  Channel by channel, a tile row at a time: eight tiles at a time as
-    simd vectors, A4^T down each of the four columns, then A2 along each output row, whose
-    two columns are interleaved as they are stored; the first PAIRS % 8 tiles, and an odd
-    OW's last, one at a time."""
+    OH, OW dropped).  Channel by channel, a tile row at a time (``_output_row``).  Where
+    the plane is eight columns wide (four tiles a row: 8x8 planes), two whole tile rows at
+    a time, their eight tiles (consecutive in M) as one vector, each half stored into its
+    own rows of y (``store_even_odd_halves``)."""
     oh, pairs = y.shape[2], y.shape[3] // 2     # pairs: tiles with both columns in y
-    head = pairs % simd.LANES
+    two_rows = tw == 4 and pairs == 4
     lanes = _lanes(k)
     for o in range(y.shape[1]):
         b = bias[o]
-        for r in range(r0, r1):
+        r = r0
+        while r < r1:
             n, ti = r // th, r % th
-            tiles = m[:, o, (r - r0) * tw:(r - r0 + 1) * tw]    # (24, TW): this row's M
-            plane, top, rows_in_y = y[n, o], 4 * ti, min(4, oh - 4 * ti)
-            for i in range(head + tw - pairs):     # the tiles [0, head) and [pairs, TW)
-                tj = i if i < head else pairs + i - head
-                s00, s10, s20, s30 = a_t4(tiles[0, tj], tiles[4, tj], tiles[8, tj],
-                                          tiles[12, tj], tiles[16, tj], tiles[20, tj], k)
-                s01, s11, s21, s31 = a_t4(tiles[1, tj], tiles[5, tj], tiles[9, tj],
-                                          tiles[13, tj], tiles[17, tj], tiles[21, tj], k)
-                s02, s12, s22, s32 = a_t4(tiles[2, tj], tiles[6, tj], tiles[10, tj],
-                                          tiles[14, tj], tiles[18, tj], tiles[22, tj], k)
-                s03, s13, s23, s33 = a_t4(tiles[3, tj], tiles[7, tj], tiles[11, tj],
-                                          tiles[15, tj], tiles[19, tj], tiles[23, tj], k)
-                for i_, row in ((0, at(s00, s01, s02, s03)), (1, at(s10, s11, s12, s13)),
-                                (2, at(s20, s21, s22, s23)), (3, at(s30, s31, s32, s33))):
-                    if i_ < rows_in_y:
-                        target = plane[top + i_]
-                        target[2 * tj] = row[0] + b
-                        if tj < pairs:
-                            target[2 * tj + 1] = row[1] + b
-            for tj in range(head, pairs, simd.LANES):
-                s00, s10, s20, s30 = a_t4(
-                    simd.load(tiles[0], tj), simd.load(tiles[4], tj), simd.load(tiles[8], tj),
-                    simd.load(tiles[12], tj), simd.load(tiles[16], tj),
-                    simd.load(tiles[20], tj), lanes)
-                s01, s11, s21, s31 = a_t4(
-                    simd.load(tiles[1], tj), simd.load(tiles[5], tj), simd.load(tiles[9], tj),
-                    simd.load(tiles[13], tj), simd.load(tiles[17], tj),
-                    simd.load(tiles[21], tj), lanes)
-                s02, s12, s22, s32 = a_t4(
-                    simd.load(tiles[2], tj), simd.load(tiles[6], tj), simd.load(tiles[10], tj),
-                    simd.load(tiles[14], tj), simd.load(tiles[18], tj),
-                    simd.load(tiles[22], tj), lanes)
-                s03, s13, s23, s33 = a_t4(
-                    simd.load(tiles[3], tj), simd.load(tiles[7], tj), simd.load(tiles[11], tj),
-                    simd.load(tiles[15], tj), simd.load(tiles[19], tj),
-                    simd.load(tiles[23], tj), lanes)
-                bias_lanes = simd.splat(b, s00)
-                for i_, row in ((0, at(s00, s01, s02, s03)), (1, at(s10, s11, s12, s13)),
-                                (2, at(s20, s21, s22, s23)), (3, at(s30, s31, s32, s33))):
-                    if i_ < rows_in_y:
-                        simd.store_even_odd(plane[top + i_], 2 * tj, row[0] + bias_lanes,
-                                            row[1] + bias_lanes)
+            n2, ti2 = (r + 1) // th, (r + 1) % th
+            t = (r - r0) * tw
+            if two_rows and r + 1 < r1 and 4 * ti + 4 <= oh and 4 * ti2 + 4 <= oh:
+                m0, m1, m2, m3, m4, m5 = _m_row_vectors(m[:, o, t:t + 8], 0)
+                rows = _a_t4_m(m0, m1, m2, m3, m4, m5, lanes)
+                bias_lanes = simd.splat(b, rows[0][0])
+                for i_, row in ((0, rows[0]), (1, rows[1]), (2, rows[2]), (3, rows[3])):
+                    left, right = at(row[0], row[1], row[2], row[3])
+                    simd.store_even_odd_halves(y[n, o, 4 * ti + i_], 0, y[n2, o, 4 * ti2 + i_],
+                                               0, left + bias_lanes, right + bias_lanes)
+                r += 2
+            else:
+                _output_row(m[:, o, t:t + tw], y[n, o], 4 * ti, min(4, oh - 4 * ti), pairs, b,
+                            k, lanes)
+                r += 1
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _grad_tile(e00, e01, e10, e11, e20, e21, e30, e31, k):
+    """A4 dY A2^T for one tile (or eight as vectors) from its four rows' two columns: the
+    entries 4 a .. 4 a + 3, per a."""
+    left = a4(e00, e10, e20, e30, k)          # A4 dY, per column
+    right = a4(e01, e11, e21, e31, k)
+    return (a_row(left[0], right[0]), a_row(left[1], right[1]), a_row(left[2], right[2]),
+            a_row(left[3], right[3]), a_row(left[4], right[4]), a_row(left[5], right[5]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_grad_tiles(out, tj, entries):
+    """out[4 a + i, tj: tj + 8] = entries[a][i] (eight tiles as simd vectors)."""
+    for a, row in ((0, entries[0]), (4, entries[1]), (8, entries[2]), (12, entries[3]),
+                   (16, entries[4]), (20, entries[5])):
+        simd.store(out[a], tj, row[0])
+        simd.store(out[a + 1], tj, row[1])
+        simd.store(out[a + 2], tj, row[2])
+        simd.store(out[a + 3], tj, row[3])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sum_lanes(e00, e01, e10, e11, e20, e21, e30, e31):
+    """The eight vectors' lanes added per lane, in float64."""
+    return (((simd.widen(e00) + simd.widen(e01)) + (simd.widen(e10) + simd.widen(e11)))
+            + ((simd.widen(e20) + simd.widen(e21)) + (simd.widen(e30) + simd.widen(e31))))
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _grad_row(e0, e1, e2, e3, out, head, k, lanes, total, lanes_total):
+    """One tile row of dL/dy (its four plane rows e0-e3) into out (24, TW): the TW % 8 first
+    tiles one at a time, then eight at a time as simd vectors.  Returns the sums of dL/dy,
+    (total, lanes_total), with this row's added."""
+    for tj in range(head):
+        q = 2 * tj
+        for row in (e0, e1, e2, e3):
+            total += np.float64(row[q]) + np.float64(row[q + 1])
+        entries = _grad_tile(e0[q], e0[q + 1], e1[q], e1[q + 1], e2[q], e2[q + 1], e3[q],
+                             e3[q + 1], k)
+        for a in range(6):
+            out[4 * a, tj], out[4 * a + 1, tj] = entries[a][0], entries[a][1]
+            out[4 * a + 2, tj], out[4 * a + 3, tj] = entries[a][2], entries[a][3]
+    for tj in range(head, out.shape[1], simd.LANES):
+        e00, e01 = simd.load_even_odd(e0, 2 * tj)
+        e10, e11 = simd.load_even_odd(e1, 2 * tj)
+        e20, e21 = simd.load_even_odd(e2, 2 * tj)
+        e30, e31 = simd.load_even_odd(e3, 2 * tj)
+        lanes_total = lanes_total + _sum_lanes(e00, e01, e10, e11, e20, e21, e30, e31)
+        _store_grad_tiles(out, tj, _grad_tile(e00, e01, e10, e11, e20, e21, e30, e31, lanes))
+    return total, lanes_total
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -289,68 +376,61 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums, k):
     """dm[4 a + b, o, (r - r0) TW + tj] = (A4 dY A2^T)[a, b] for the tile rows r = n TH + ti
     in [r0, r1), dY = gy[n, o, 4 ti: 4 ti + 4, 2 tj: 2 tj + 2] (zeros past OH, OW): the
     adjoint of _output_tiles.  On the way, bias_sums[o] += the sum of those dY (float64,
-    per lane in the vectors, the lanes added at the end of each channel).  Eight tiles at
-    a time as simd vectors (a tile row's two columns are the even and odd elements of each
-    of its four rows), the TW % 8 others first, one at a time."""
+    per lane in the vectors, the lanes added at the end of each channel).  A tile row at a
+    time (``_grad_row``: eight tiles a vector, a tile row's two columns being the even and
+    odd elements of each of its four rows); on planes eight columns wide (8x8), two tile
+    rows at a time, their four tiles each as the two halves of a vector."""
     oh, ow = gy.shape[2], gy.shape[3]
     odd = oh < 4 * th or ow < 2 * tw
+    two_rows = tw == 4 and not odd
     plane = np.zeros((4 * th, 2 * tw), gy.dtype)       # sizes not whole tiles: zeros past
     head = tw % simd.LANES
     lanes = _lanes(k)
     for o in range(gy.shape[1]):
         total = 0.0
         lanes_total = simd.float64_zeros()
-        for n in range(r0 // th, (r1 - 1) // th + 1):
-            ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-            source = gy[n, o]
-            if odd:
-                for h in range(4 * ti0, min(4 * ti1, oh)):
-                    for q in range(ow):
-                        plane[h, q] = source[h, q]
-                source = plane
-            for ti in range(ti0, ti1):
-                e0, e1 = source[4 * ti], source[4 * ti + 1]
-                e2, e3 = source[4 * ti + 2], source[4 * ti + 3]
-                t = (n * th + ti - r0) * tw
-                out = dm[:, o, t:t + tw]             # (24, TW)
-                for tj in range(head):
-                    q = 2 * tj
-                    for row in (e0, e1, e2, e3):
-                        total += np.float64(row[q]) + np.float64(row[q + 1])
-                    left = a4(e0[q], e1[q], e2[q], e3[q], k)          # A4 dY, per column
-                    right = a4(e0[q + 1], e1[q + 1], e2[q + 1], e3[q + 1], k)
-                    for a, f0, f1 in ((0, left[0], right[0]), (4, left[1], right[1]),
-                                      (8, left[2], right[2]), (12, left[3], right[3]),
-                                      (16, left[4], right[4]), (20, left[5], right[5])):
-                        out[a, tj], out[a + 1, tj], out[a + 2, tj], out[a + 3, tj] = a_row(
-                            f0, f1)
-                for tj in range(head, tw, simd.LANES):
-                    e00, e01 = simd.load_even_odd(e0, 2 * tj)
-                    e10, e11 = simd.load_even_odd(e1, 2 * tj)
-                    e20, e21 = simd.load_even_odd(e2, 2 * tj)
-                    e30, e31 = simd.load_even_odd(e3, 2 * tj)
-                    lanes_total = lanes_total + (
-                        ((simd.widen(e00) + simd.widen(e01)) + (simd.widen(e10)
-                                                                + simd.widen(e11)))
-                        + ((simd.widen(e20) + simd.widen(e21)) + (simd.widen(e30)
-                                                                  + simd.widen(e31))))
-                    left = a4(e00, e10, e20, e30, lanes)
-                    right = a4(e01, e11, e21, e31, lanes)
-                    for a, f0, f1 in ((0, left[0], right[0]), (4, left[1], right[1]),
-                                      (8, left[2], right[2]), (12, left[3], right[3]),
-                                      (16, left[4], right[4]), (20, left[5], right[5])):
-                        h0, h1, h2, h3 = a_row(f0, f1)
-                        simd.store(out[a], tj, h0)
-                        simd.store(out[a + 1], tj, h1)
-                        simd.store(out[a + 2], tj, h2)
-                        simd.store(out[a + 3], tj, h3)
+        if two_rows:
+            for r in range(r0, r1 - 1, 2):
+                a, b = gy[r // th, o, 4 * (r % th):], gy[(r + 1) // th, o, 4 * ((r + 1) % th):]
+                e00, e01 = simd.load_even_odd_halves(a[0], 0, b[0], 0)
+                e10, e11 = simd.load_even_odd_halves(a[1], 0, b[1], 0)
+                e20, e21 = simd.load_even_odd_halves(a[2], 0, b[2], 0)
+                e30, e31 = simd.load_even_odd_halves(a[3], 0, b[3], 0)
+                lanes_total = lanes_total + _sum_lanes(e00, e01, e10, e11, e20, e21, e30, e31)
+                _store_grad_tiles(dm[:, o, (r - r0) * 4:], 0,
+                                  _grad_tile(e00, e01, e10, e11, e20, e21, e30, e31, lanes))
+            if (r1 - r0) % 2:                  # the last tile row, alone
+                r = r1 - 1
+                e = gy[r // th, o, 4 * (r % th):]
+                t = (r - r0) * tw
+                total, lanes_total = _grad_row(e[0], e[1], e[2], e[3], dm[:, o, t:t + tw],
+                                               head, k, lanes, total, lanes_total)
+        else:
+            for n in range(r0 // th, (r1 - 1) // th + 1):
+                ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
+                source = gy[n, o]
+                if odd:
+                    for h in range(4 * ti0, min(4 * ti1, oh)):
+                        for q in range(ow):
+                            plane[h, q] = source[h, q]
+                    source = plane
+                for ti in range(ti0, ti1):
+                    t = (n * th + ti - r0) * tw
+                    total, lanes_total = _grad_row(
+                        source[4 * ti], source[4 * ti + 1], source[4 * ti + 2],
+                        source[4 * ti + 3], dm[:, o, t:t + tw], head, k, lanes, total,
+                        lanes_total)
         bias_sums[o] += total + simd.lane_sum(lanes_total)
 
 
 # ---- the kernel interface ------------------------------------------------------------------
 
-TILES_PER_BLOCK = 128           # a 4x2 tile is two of F(2x2)'s: the same pixels per block
-TILES_PER_WEIGHT_BLOCK = 256    # dL/dW: likewise winograd_weight.py's 512
+# Tiles per block, swept on six layers (AMD Zen 5, Haswell kernels, 2026-12-06, alternated in
+# one process): dL/dx with 256 ran 1.02x-1.13x the speed of 128 on five of them (0.98x on
+# the sixth), 64 0.79x-1.03x, 384 and 512 0.89x-1.02x against 256; dL/dW with 128, 384 and
+# 512 0.86x-1.04x against 256.
+TILES_PER_BLOCK = 256           # forward and dL/dx
+TILES_PER_WEIGHT_BLOCK = 256    # dL/dW
 
 
 def channels_last(c, tw):
