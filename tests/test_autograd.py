@@ -327,6 +327,49 @@ def test_leaf_grads_are_not_shared_arrays():
     np.testing.assert_array_equal(upstream, np.ones(3))
 
 
+class _Doubled(tn.autograd.Function):
+    """y = 2 x; its backward returns a fresh array (its id recorded), or with ``keep`` a
+    view of an array the class keeps (as a kernel's reusable buffer would be)."""
+    made, kept = [], np.zeros(8)
+
+    def __init__(self, keep=False):
+        self.keep = keep
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad):
+        if self.keep:
+            _Doubled.kept[:3] = 2 * grad
+            return _Doubled.kept[:3]
+        out = 2 * grad
+        _Doubled.made.append(id(out))
+        return out
+
+
+def test_a_fresh_gradient_nothing_else_holds_becomes_grad_without_a_copy():
+    """As PyTorch's AccumulateGrad: the op's own new array is kept as .grad."""
+    a = leaf(np.ones(3))
+    _Doubled()(a).backward(np.ones(3))
+    assert id(a.grad) == _Doubled.made[-1]
+    np.testing.assert_array_equal(a.grad, 2 * np.ones(3))
+
+
+def test_gradients_something_else_holds_are_copied():
+    """A view of a kept buffer, an array a hook kept, and (above) arrays shared between
+    leaves or with the caller: .grad is a copy, safe to edit in place."""
+    a = leaf(np.ones(3))
+    _Doubled(keep=True)(a).backward(np.ones(3))
+    assert not np.shares_memory(a.grad, _Doubled.kept)
+    a.grad *= 10
+    np.testing.assert_array_equal(_Doubled.kept[:3], 2 * np.ones(3))
+    seen = []
+    b = leaf(np.ones(3))
+    b.register_hook(lambda grad: seen.append(grad))
+    _Doubled()(b).backward(np.ones(3))
+    assert b.grad is not seen[0] and not np.shares_memory(b.grad, seen[0])
+
+
 def test_tensor_copies_its_data():
     array = np.ones(3)
     t = tn.tensor(array, requires_grad=True)

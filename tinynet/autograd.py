@@ -31,6 +31,7 @@ ReLU and max pooling have kept what they need) is freed when the forward pass mo
 as in PyTorch.
 """
 import contextlib
+import sys
 import threading
 import weakref
 
@@ -476,6 +477,27 @@ def topological_order(root):
     return order
 
 
+# A leaf's gradient becomes its .grad without a copy where nothing else can see that memory,
+# as PyTorch's AccumulateGrad keeps a gradient only it holds.  Elsewhere (the caller's own
+# dL/dy, one array passed to two inputs, a view of a buffer kept for reuse, a hook that kept
+# it) the copy stays: .grad is the user's to edit.  "Nothing else" is read off CPython's
+# reference counts, against those of a lone view held the same way (interpreters differ in
+# what they count); without sys.getrefcount it is a copy, always.  The copy of dL/dx was 3%-4%
+# of a 32x32x32x32 -> 64 convolution's training step (AMD Zen 5, 2026-12-06).
+
+def _reference_counts(array):
+    """(references to array, references to the array it views or 0), as seen from here."""
+    return sys.getrefcount(array), 0 if array.base is None else sys.getrefcount(array.base)
+
+
+def _lone_view_counts():
+    lone = np.empty(2)[:1]        # one local variable holds it; it alone holds its base
+    return _reference_counts(lone)
+
+
+_LONE = _lone_view_counts() if hasattr(sys, "getrefcount") else None
+
+
 def run_backward(root, grad, retain_graph=False):
     root = root if root._node is None else root._node
     grads = {id(root): grad}
@@ -494,11 +516,18 @@ def run_backward(root, grad, retain_graph=False):
                     raise RuntimeError(f"hook {hook!r} returned a gradient of shape "
                                        f"{new_grad.shape}; the tensor has shape {grad.shape}")
                 grad = new_grad
+            new_grad = None
         fn = node.creator
         if tensor is not None and (fn is None or tensor._retains_grad):
-            # A copy: the same array may also flow to other tensors (Add passes its gradient
-            # to both inputs), and a user may edit .grad in place (gradient clipping).
-            tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+            if tensor.grad is not None:
+                tensor.grad = tensor.grad + grad
+            elif fn is None and _LONE is not None and all(
+                    count <= lone for count, lone in zip(_reference_counts(grad), _LONE)):
+                tensor.grad = grad          # a leaf's, and nothing else holds it (above)
+            else:
+                # A copy: the same array may also flow to other tensors (Add passes its
+                # gradient to both inputs), and a user may edit .grad in place (clipping).
+                tensor.grad = grad.copy()
         if fn is None:
             continue
         if fn.made_at != _changes.count and fn.saves_inputs:    # something changed since
@@ -521,6 +550,7 @@ def run_backward(root, grad, retain_graph=False):
                 parent_grad = parent_grad.astype(dtype)   # as PyTorch, x's dtype
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+        input_grads = parent_grad = None    # grads holds them now (for the count above)
         if not retain_graph:
             fn.release()
 
