@@ -389,6 +389,7 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums, k):
     for o in range(gy.shape[1]):
         total = 0.0
         lanes_total = simd.float64_zeros()
+        rest = r0                               # the tile rows [rest, r1) go one by one
         if two_rows:
             for r in range(r0, r1 - 1, 2):
                 a, b = gy[r // th, o, 4 * (r % th):], gy[(r + 1) // th, o, 4 * ((r + 1) % th):]
@@ -399,27 +400,20 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums, k):
                 lanes_total = lanes_total + _sum_lanes(e00, e01, e10, e11, e20, e21, e30, e31)
                 _store_grad_tiles(dm[:, o, (r - r0) * 4:], 0,
                                   _grad_tile(e00, e01, e10, e11, e20, e21, e30, e31, lanes))
-            if (r1 - r0) % 2:                  # the last tile row, alone
-                r = r1 - 1
-                e = gy[r // th, o, 4 * (r % th):]
-                t = (r - r0) * tw
-                total, lanes_total = _grad_row(e[0], e[1], e[2], e[3], dm[:, o, t:t + tw],
-                                               head, k, lanes, total, lanes_total)
-        else:
-            for n in range(r0 // th, (r1 - 1) // th + 1):
-                ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-                source = gy[n, o]
-                if odd:
-                    for h in range(4 * ti0, min(4 * ti1, oh)):
-                        for q in range(ow):
-                            plane[h, q] = source[h, q]
-                    source = plane
-                for ti in range(ti0, ti1):
-                    t = (n * th + ti - r0) * tw
-                    total, lanes_total = _grad_row(
-                        source[4 * ti], source[4 * ti + 1], source[4 * ti + 2],
-                        source[4 * ti + 3], dm[:, o, t:t + tw], head, k, lanes, total,
-                        lanes_total)
+            rest = r1 - (r1 - r0) % 2          # an odd count: the last row, alone
+        for n in range(rest // th, (r1 - 1) // th + 1):
+            ti0, ti1 = max(rest - n * th, 0), min(r1 - n * th, th)    # this example's rows
+            source = gy[n, o]
+            if odd:
+                for h in range(4 * ti0, min(4 * ti1, oh)):
+                    for q in range(ow):
+                        plane[h, q] = source[h, q]
+                source = plane
+            for ti in range(ti0, ti1):
+                t = (n * th + ti - r0) * tw
+                total, lanes_total = _grad_row(
+                    source[4 * ti], source[4 * ti + 1], source[4 * ti + 2], source[4 * ti + 3],
+                    dm[:, o, t:t + tw], head, k, lanes, total, lanes_total)
         bias_sums[o] += total + simd.lane_sum(lanes_total)
 
 
