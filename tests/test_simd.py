@@ -127,3 +127,22 @@ def test_halves_two_rows_of_four_pairs(dtype, rng):
     want_a[2:10], want_b[4:12] = 2 * a[3:11], 2 * b[1:9]       # interleaved back
     np.testing.assert_array_equal(out_a, want_a)
     np.testing.assert_array_equal(out_b, want_b)
+
+
+@njit
+def _fourths_round_trip(row, i, out, j):
+    a, b, c, d = simd.load_fourths(row, i)
+    simd.store_fourths(out, j, a, b, c, d)
+    simd.store(out, j + 32, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_store_fourths_interleaves_four_vectors(dtype, rng):
+    """store_fourths puts back what load_fourths dealt: a0 b0 c0 d0 a1 ..."""
+    row = rng.standard_normal(40).astype(dtype)
+    out = np.full(48, np.nan, dtype)
+    _fourths_round_trip(row, 5, out, 3)
+    want = np.full(48, np.nan, dtype)
+    want[3:35] = row[5:37]
+    want[35:43] = row[7:37:4]                   # the third vector: row[i + 2], row[i + 6], ...
+    np.testing.assert_array_equal(out, want)

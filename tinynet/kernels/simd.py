@@ -16,6 +16,8 @@ overlap.
                                      row[i + 4], ...), (row[i + 1], row[i + 5], ...), ...
     store(row, i, v)                 row[i: i + 8] = v
     store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
+    store_fourths(row, i, a, b, c, d)    row[i: i + 32] = a0 b0 c0 d0 a1 b1 c1 d1 ...:
+                                     load_fourths' inverse
     load_even_odd_halves(a, i, b, j)     load_even_odd of a[i: i + 8] and b[j: j + 8] side
                                      by side: lanes 0-3 from a, 4-7 from b (two rows of
                                      four tiles, where a plane row has only four)
@@ -145,6 +147,24 @@ def store_even_odd(typingctx, row, index, even, odd):
                       align=1)
         return context.get_dummy_value()
     return types.void(row, index, even, odd), codegen
+
+
+@intrinsic
+def store_fourths(typingctx, row, index, first, second, third, fourth):
+    if not (_row_type(row) == first == second == third == fourth):
+        return None
+
+    def codegen(context, builder, signature, args):
+        address = _address(context, builder, signature.args[0], args[0], args[1], 4 * LANES)
+        interleave = _lane_indices([j for i in range(LANES) for j in (i, LANES + i)])
+        pairs_ab = builder.shuffle_vector(args[2], args[3], interleave)      # a0 b0 a1 b1 ..
+        pairs_cd = builder.shuffle_vector(args[4], args[5], interleave)      # c0 d0 c1 d1 ..
+        lanes = [j for i in range(LANES) for j in (2 * i, 2 * i + 1, 2 * LANES + 2 * i,
+                                                   2 * LANES + 2 * i + 1)]
+        builder.store(builder.shuffle_vector(pairs_ab, pairs_cd, _lane_indices(lanes)), address,
+                      align=1)
+        return context.get_dummy_value()
+    return types.void(row, index, first, second, third, fourth), codegen
 
 
 @intrinsic

@@ -45,7 +45,8 @@ tile).  Split into its 1-D halves:
   by tile where a row has eight tiles or more (AMD Zen 5, 2026-12-06).
 - output: A^T M (the same combination of six slabs of M at every tile) runs over the
   block's tiles, and so does (A^T M) A, each result into a run of its own; a last loop
-  puts each tile's four columns side by side into y's rows.
+  puts each tile's four columns side by side into y's rows, eight tiles at a time
+  (simd.store_fourths: the forward 1.02x-1.07x faster on 32x32 planes, AMD Zen 5).
 Each vector loop writes one array: LLVM checks at run time that an output does not overlap
 an input and gives up beyond eight such checks.
 
@@ -260,9 +261,12 @@ def _output_tiles(m, step, o_, th, tw, r0, r1, bias, y, k):
                 target = y[n, o, 4 * ti + i]
                 d0, d1 = done[i, 0, t0:t0 + tw], done[i, 1, t0:t0 + tw]
                 d2, d3 = done[i, 2, t0:t0 + tw], done[i, 3, t0:t0 + tw]
-                for tj in range(whole_tiles):
+                for tj in range(whole_tiles % simd.LANES):
                     target[4 * tj], target[4 * tj + 1] = d0[tj], d1[tj]
                     target[4 * tj + 2], target[4 * tj + 3] = d2[tj], d3[tj]
+                for tj in range(whole_tiles % simd.LANES, whole_tiles, simd.LANES):
+                    simd.store_fourths(target, 4 * tj, simd.load(d0, tj), simd.load(d1, tj),
+                                       simd.load(d2, tj), simd.load(d3, tj))
                 for q in range(4 * whole_tiles, ow):     # a last tile cut by OW
                     target[q] = done[i, q - 4 * whole_tiles, t0 + whole_tiles]
 
