@@ -68,8 +68,10 @@ def main(argv=None):
     rows = []
     for n, c, size, o in SHAPES:
         x_shape, w_shape, geometry = (n, c, size, size), (o, c, 3, 3), ((1, 1), (1, 1), (1, 1), 1)
-        chosen = kernels.choose_conv("conv2d_forward", np.empty(0, np.float32), x_shape,
-                                     w_shape, *geometry).__module__.rsplit(".", 1)[-1]
+        chosen = "/".join(dict.fromkeys(   # the forward's module, and the backward's if another
+            kernels.choose_conv(name, np.empty(0, np.float32), x_shape, w_shape,
+                                *geometry).__module__.rsplit(".", 1)[-1]
+            for name in ("conv2d_forward", "conv2d_backward_input")))
         times = alternate(contenders(n, c, size, o, torch), repeats=args.repeats)
         t = {k: median(v) for k, v in times.items()}
         gflop = 3 * 2 * n * o * c * 9 * size * size / 1e9
@@ -83,7 +85,8 @@ def main(argv=None):
     table(rows, ["shape", "kernel", "tinynet ms", "GF/s", "torch ms", "GF/s", "numpy ms", "GF/s",
                  "speed vs torch", "speed vs numpy"])
     print("\nspeed vs X = X's time / tinynet's time (above 1: tinynet is faster); kernel: "
-          "the module tinynet.kernels chose under 'auto' (cpu_numba: im2col + GEMM)")
+          "the modules tinynet.kernels chose under 'auto', forward/backward where they differ "
+          "(cpu_numba: im2col + GEMM)")
 
 
 if __name__ == "__main__":
