@@ -13,6 +13,7 @@ from tinynet.kernels import reference
 
 pytest.importorskip("numba")
 from tinynet.kernels import cpu_numba, winograd, winograd4, winograd42  # noqa: E402
+from tinynet.kernels import winograd42_tiles  # noqa: E402
 
 CASES = [  # N, C, H, W, O, (PH, PW): OH = 1, 2, 3 and 0 modulo 4, odd OW, padding 0-2
     (2, 3, 5, 6, 4, (1, 1)), (1, 2, 7, 7, 3, (0, 0)), (2, 4, 6, 5, 3, (2, 1)),
@@ -124,9 +125,10 @@ def test_both_input_transforms_are_the_definition(n, c, h, w, padding, rng):
     want = input_transform_by_definition(x, padding, th, tw)
     k = winograd4._constants(x.dtype)
     planes = np.full((24, c, n * th * tw), np.nan)
-    winograd42._input_tiles(x, *padding, th, tw, 0, n * th, planes, k)
+    winograd42_tiles._input_tiles(x, *padding, th, tw, 0, n * th, planes, k)
     channels_last = np.full((24, n * th * tw, c), np.nan)
-    winograd42._input_tiles_channels_last(x, *padding, th, tw, 0, n * th, channels_last, k)
+    winograd42_tiles._input_tiles_channels_last(x, *padding, th, tw, 0, n * th, channels_last,
+                                                k)
     np.testing.assert_allclose(planes, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(channels_last.transpose(0, 2, 1), want, rtol=1e-12, atol=1e-12)
 

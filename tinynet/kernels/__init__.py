@@ -34,6 +34,7 @@ The implementations:
                 kernels/winograd4.py   Winograd F(4x4, 3x3), their forward (C <= 128)
                 kernels/winograd42.py  Winograd F(4x2, 3x3): the backward, and the forward
                                        where F(4x4) is not taken (planes of 8x8 and more)
+                kernels/winograd42_tiles.py  F(4x2, 3x3)'s tile transforms (Numba)
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
