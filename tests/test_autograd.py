@@ -327,10 +327,13 @@ def test_leaf_grads_are_not_shared_arrays():
     np.testing.assert_array_equal(upstream, np.ones(3))
 
 
+SIZE = tn.autograd._KEEP_MIN_SIZE        # below it a gradient is copied anyway (cheaper)
+
+
 class _Doubled(tn.autograd.Function):
     """y = 2 x; its backward returns a fresh array (its id recorded), or with ``keep`` a
     view of an array the class keeps (as a kernel's reusable buffer would be)."""
-    made, kept = [], np.zeros(8)
+    made, kept = [], np.zeros(SIZE + 8)
 
     def __init__(self, keep=False):
         self.keep = keep
@@ -340,8 +343,8 @@ class _Doubled(tn.autograd.Function):
 
     def backward(self, grad):
         if self.keep:
-            _Doubled.kept[:3] = 2 * grad
-            return _Doubled.kept[:3]
+            _Doubled.kept[:SIZE] = 2 * grad
+            return _Doubled.kept[:SIZE]
         out = 2 * grad
         _Doubled.made.append(id(out))
         return out
@@ -349,25 +352,35 @@ class _Doubled(tn.autograd.Function):
 
 def test_a_fresh_gradient_nothing_else_holds_becomes_grad_without_a_copy():
     """As PyTorch's AccumulateGrad: the op's own new array is kept as .grad."""
-    a = leaf(np.ones(3))
-    _Doubled()(a).backward(np.ones(3))
+    a = leaf(np.ones(SIZE))
+    _Doubled()(a).backward(np.ones(SIZE))
     assert id(a.grad) == _Doubled.made[-1]
-    np.testing.assert_array_equal(a.grad, 2 * np.ones(3))
+    np.testing.assert_array_equal(a.grad, 2 * np.ones(SIZE))
 
 
 def test_gradients_something_else_holds_are_copied():
     """A view of a kept buffer, an array a hook kept, and (above) arrays shared between
     leaves or with the caller: .grad is a copy, safe to edit in place."""
-    a = leaf(np.ones(3))
-    _Doubled(keep=True)(a).backward(np.ones(3))
+    a = leaf(np.ones(SIZE))
+    _Doubled(keep=True)(a).backward(np.ones(SIZE))
     assert not np.shares_memory(a.grad, _Doubled.kept)
     a.grad *= 10
-    np.testing.assert_array_equal(_Doubled.kept[:3], 2 * np.ones(3))
+    np.testing.assert_array_equal(_Doubled.kept[:SIZE], 2 * np.ones(SIZE))
     seen = []
-    b = leaf(np.ones(3))
+    b = leaf(np.ones(SIZE))
     b.register_hook(lambda grad: seen.append(grad))
-    _Doubled()(b).backward(np.ones(3))
+    _Doubled()(b).backward(np.ones(SIZE))
     assert b.grad is not seen[0] and not np.shares_memory(b.grad, seen[0])
+
+
+def test_leaf_grads_of_any_size_are_not_shared_arrays():
+    """The same as test_leaf_grads_are_not_shared_arrays, large enough to be checked."""
+    a, b = leaf(np.ones(SIZE)), leaf(np.ones(SIZE))
+    upstream = np.ones(SIZE)
+    (a + b).backward(upstream)
+    a.grad *= 10
+    np.testing.assert_array_equal(b.grad, np.ones(SIZE))
+    np.testing.assert_array_equal(upstream, np.ones(SIZE))
 
 
 def test_tensor_copies_its_data():

@@ -496,6 +496,13 @@ def _lone_view_counts():
 
 
 _LONE = _lone_view_counts() if hasattr(sys, "getrefcount") else None
+# Below this size the copy costs less than the check: XOR's step (four small leaves) ran
+# 1.045x slower checking every leaf (AMD Zen 5, 2026-12-06).
+_KEEP_MIN_SIZE = 4096
+
+
+def _held_as_lone_view(counts):
+    return counts[0] <= _LONE[0] and counts[1] <= _LONE[1]
 
 
 def run_backward(root, grad, retain_graph=False):
@@ -521,8 +528,8 @@ def run_backward(root, grad, retain_graph=False):
         if tensor is not None and (fn is None or tensor._retains_grad):
             if tensor.grad is not None:
                 tensor.grad = tensor.grad + grad
-            elif fn is None and _LONE is not None and all(
-                    count <= lone for count, lone in zip(_reference_counts(grad), _LONE)):
+            elif (fn is None and grad.size >= _KEEP_MIN_SIZE and _LONE is not None
+                    and _held_as_lone_view(_reference_counts(grad))):
                 tensor.grad = grad          # a leaf's, and nothing else holds it (above)
             else:
                 # A copy: the same array may also flow to other tensors (Add passes its
