@@ -21,7 +21,7 @@ import numpy as np
 from . import simd
 from .jit import njit
 from .winograd4 import _b_t, _lanes
-from .winograd_tiles import at, bt, copy_rows
+from .winograd_tiles import at, bt, copy_rows, copy_rows_channels_last
 from .winograd_weight import a_row
 
 
@@ -135,27 +135,16 @@ def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v, k):
     zero-bordered buffer (rows, WP, C), then every tile's 24 values are written as runs of
     C, eight channels at a time as simd vectors (the C % 8 others first, one at a time), as
     winograd_tiles._input_tiles_channels_last does for F(2x2)."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    c_, w_ = x.shape[1], x.shape[3]
     wp = 2 * tw + 2
     cols = min(w_, wp - pw)
     rows = np.empty((4 * min(r1 - r0, th) + 2, wp, c_), x.dtype)
     head = c_ % simd.LANES                     # channels [head, C) go eight at a time
-    like = np.zeros(simd.LANES, x.dtype)
     lanes = _lanes(k)
     for n in range(r0 // th, (r1 - 1) // th + 1):
         ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-        top = 4 * ti0 - ph                         # the row of x that rows[0] holds
-        for r in range(4 * (ti1 - ti0) + 2):
-            target, h = rows[r], top + r
-            if h < 0 or h >= h_:                   # padding, or past the last tile's reach
-                target[:] = 0
-                continue
-            target[:pw] = 0
-            target[pw + cols:] = 0
-            for q in range(cols):
-                cell = target[pw + q]
-                for c in range(c_):
-                    cell[c] = x[n, c, h, q]
+        # rows[0] holds x's row 4 TI0 - PH
+        copy_rows_channels_last(x, n, 4 * ti0 - ph, 4 * (ti1 - ti0) + 2, pw, cols, rows)
         for ti in range(ti0, ti1):
             i = 4 * (ti - ti0)
             for tj in range(tw):

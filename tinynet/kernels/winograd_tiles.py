@@ -31,6 +31,24 @@ def copy_rows(x, n, c, h0, h1, ph, pw, cols, plane):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def copy_rows_channels_last(x, n, top, count, pw, cols, rows):
+    """rows[r, PW + q, c] = x[n, c, top + r, q] for r in [0, count), zeros in the borders and
+    in rows outside x: the block's part of a zero-bordered plane, channels last (here and in
+    winograd42_tiles.py)."""
+    for r in range(count):
+        target, h = rows[r], top + r
+        if h < 0 or h >= x.shape[2]:           # padding, or past the last tile's reach
+            target[:] = 0
+            continue
+        target[:pw] = 0
+        target[pw + cols:] = 0
+        for q in range(cols):
+            cell = target[pw + q]
+            for c in range(x.shape[1]):
+                cell[c] = x[n, c, h, q]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def bt(d0, d1, d2, d3):
     """B^T d for four numbers down a tile column (or along a tile row): the input
     transform's one-dimensional step, done twice per tile (here and in winograd_weight.py)."""
@@ -116,25 +134,15 @@ def _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v):
     a time as simd vectors (the C % 8 others first, one at a time; bit-identical).  The
     vectors made it 1.4x-2.5x faster (AMD Zen 5, 2026-12-06); _input_tiles, eight tiles at
     a time, is still about 2x faster on planes of 16x16 and more."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    c_, w_ = x.shape[1], x.shape[3]
     wp = 2 * tw + 2
     cols = min(w_, wp - pw)
     rows = np.empty((2 * min(r1 - r0, th) + 2, wp, c_), x.dtype)
     head = c_ % simd.LANES                     # channels [head, C) go eight at a time
     for n in range(r0 // th, (r1 - 1) // th + 1):
         ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
-        top = 2 * ti0 - ph                         # the row of x that rows[0] holds
-        for r in range(2 * (ti1 - ti0) + 2):
-            target, h = rows[r], top + r
-            if h < 0 or h >= h_:                   # padding, or past the last tile's reach
-                target[:] = 0
-                continue
-            target[:pw] = 0
-            target[pw + cols:] = 0
-            for q in range(cols):
-                cell = target[pw + q]
-                for c in range(c_):
-                    cell[c] = x[n, c, h, q]
+        # rows[0] holds x's row 2 TI0 - PH
+        copy_rows_channels_last(x, n, 2 * ti0 - ph, 2 * (ti1 - ti0) + 2, pw, cols, rows)
         for ti in range(ti0, ti1):
             i = 2 * (ti - ti0)
             for tj in range(tw):
