@@ -5,6 +5,8 @@ and thread count), the tile transforms against their definition, the float32 err
 im2col's (#13's bound: 10x), and the dispatch rule."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinynet as tn
 import tinynet.functional as F
@@ -212,3 +214,26 @@ def test_the_rule_takes_planes_of_8_rows_and_more_that_its_tiles_fit():
     with kernels.use("numba"):
         assert kernels.choose_conv("conv2d_backward_input", x, (32, 32, 32, 32), (64, 32, 3, 3),
                                    *args) is not winograd42.conv2d_backward_input
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 12), h=st.integers(1, 21), w=st.integers(1, 40),
+       o=st.integers(1, 10), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       seed=st.integers(0, 2 ** 16))
+def test_any_geometry_matches_reference(n, c, h, w, o, ph, pw, seed):
+    """Any plane (tile rows cut by OH, odd OW, rows of 1 to 20 tiles, 8-wide planes), any
+    padding, channels on either side of eight: the forward, dL/dx, dL/dW and dL/db."""
+    if h + 2 * ph < 3 or w + 2 * pw < 3:
+        return                                  # no output: not a convolution F(4x2) gets
+    rng = np.random.default_rng(seed)
+    x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3))
+    args = geometry((ph, pw))
+    y = reference.conv2d_forward(x, weight, *args)[0]
+    grad_y = rng.standard_normal(y.shape)
+    wants = (y, reference.conv2d_backward_input(grad_y, weight, x.shape, *args),
+             reference.conv2d_backward_weight(grad_y, x, weight.shape, *args),
+             grad_y.sum(axis=(0, 2, 3)))
+    gots = (winograd42.conv2d_forward(x, weight, *args)[0],) + winograd42.conv2d_backward(
+        grad_y, x, weight, *args, None, True, True, True)
+    for got, want in zip(gots, wants):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * max(np.abs(want).max(), 1))
