@@ -20,7 +20,10 @@ CASES = [  # N, C, H, W, O, (PH, PW): OH, OW = 1, 2, 3 and 0 modulo 4, padding 0
     (3, 5, 8, 8, 6, (1, 1)), (1, 1, 3, 3, 1, (0, 0)), (2, 6, 4, 9, 2, (0, 2)),
     (1, 3, 1, 2, 2, (1, 2)), (2, 3, 11, 13, 5, (1, 1)), (1, 4, 16, 16, 7, (1, 1)),
     # rows of eight tiles and more: the input transform's simd path, and tiles left over
-    (1, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 66, 2, (0, 2))]
+    (1, 2, 9, 37, 3, (1, 1)), (1, 3, 6, 66, 2, (0, 2)),
+    # shorter rows with channels a multiple of 8: V channels last
+    (2, 8, 16, 16, 5, (1, 1)), (3, 16, 8, 8, 4, (1, 1)), (1, 24, 13, 11, 3, (2, 0)),
+    (2, 8, 5, 6, 3, (0, 1))]
 
 
 def test_the_matrices_are_the_docstrings_and_compute_a_correlation(rng):
