@@ -69,14 +69,11 @@ def main(argv=None):
         x, w, g = problems(*shape)
         scratch.release()                        # start from fresh memory
         row = ["x".join(map(str, shape[:3])) + f"->{shape[3]}"]
-        for direction, (f22, f42) in calls(x, w, g).items():
+        rule = "F42" if winograd42.preferred(x.shape, w.shape, GEOMETRY[1]) else "F22"
+        for f22, f42 in calls(x, w, g).values():
             t = {k: median(v) for k, v in alternate({"F22": f22, "F42": f42},
                                                     repeats=args.repeats, min_time=0.03).items()}
-            rule = winograd42.preferred("conv2d_" + {"dL/dx": "backward_input", "dL/dW":
-                                                     "backward_weight", "forward": "forward"}[
-                direction], x.shape, w.shape, GEOMETRY[1])
-            row += [ms(t["F22"]), ms(t["F42"]), f"{t['F22'] / t['F42']:.2f}",
-                    "F42" if rule else "F22"]
+            row += [ms(t["F22"]), ms(t["F42"]), f"{t['F22'] / t['F42']:.2f}", rule]
         row += ["-"] * (13 - len(row))
         row.append(f"{input_grad_error(*shape):.1f}x")
         rows.append(row)

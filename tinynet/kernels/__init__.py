@@ -238,7 +238,7 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
             if winograd4.preferred(x_shape, weight_shape, padding):
                 return winograd4.conv2d_forward
         winograd42 = _try_import("winograd42")
-        if winograd42.preferred(function_name, x_shape, weight_shape, padding):
+        if winograd42.preferred(x_shape, weight_shape, padding):
             return getattr(winograd42, function_name)
         return getattr(winograd, function_name)
     first_layer = (numba_module("numba_first_layer", array)

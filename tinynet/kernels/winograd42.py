@@ -187,7 +187,7 @@ def conv2d_backward(grad_y, x, weight, stride, padding, dilation, groups, saved=
 MIN_OUTPUT_ROWS = 8
 
 
-def preferred(function_name, x_shape, weight_shape, padding):
+def preferred(x_shape, weight_shape, padding):
     """The rule of 'auto' and 'winograd' for a convolution winograd.py would compute (the
     forward only where winograd4.preferred does not take it): F(4x2) where the output has
     at least MIN_OUTPUT_ROWS rows and its tile rows, four output rows each, cover no more
