@@ -371,10 +371,8 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums, k):
         for n in range(rest // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(rest - n * th, 0), min(r1 - n * th, th)    # this example's rows
             source = gy[n, o]
-            if odd:
-                for h in range(4 * ti0, min(4 * ti1, oh)):
-                    for q in range(ow):
-                        plane[h, q] = source[h, q]
+            if odd:                            # its rows into the plane's, zeros past OW
+                copy_rows(gy, n, o, 4 * ti0, min(4 * ti1, oh), 0, 0, ow, plane)
                 source = plane
             for ti in range(ti0, ti1):
                 t = (n * th + ti - r0) * tw

@@ -57,10 +57,8 @@ def _output_grad_tiles(gy, th, tw, r0, r1, dm, bias_sums):
         for n in range(r0 // th, (r1 - 1) // th + 1):
             ti0, ti1 = max(r0 - n * th, 0), min(r1 - n * th, th)    # this example's rows
             source = gy[n, o]
-            if odd:
-                for h in range(2 * ti0, min(2 * ti1, oh)):
-                    for q in range(ow):
-                        plane[h, q] = source[h, q]
+            if odd:                            # its rows into the plane's, zeros past OW
+                winograd_tiles.copy_rows(gy, n, o, 2 * ti0, min(2 * ti1, oh), 0, 0, ow, plane)
                 source = plane
             for ti in range(ti0, ti1):
                 e0, e1 = source[2 * ti], source[2 * ti + 1]
