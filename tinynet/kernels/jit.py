@@ -46,6 +46,25 @@ def prefer_256_bit_vectors(environ=os.environ, modules=sys.modules):
     return True
 
 
+def vector_register_bytes(environ=os.environ):
+    """64 where the kernels are compiled for AVX-512, else 32 (AVX2; narrower CPUs split
+    the vectors): the width of products.py's vectors, which need the wide registers and
+    are written explicitly, so prefer-256-bit does not narrow them.  Read from
+    NUMBA_CPU_FEATURES when it is set (as prefer_256_bit_vectors sets it), else from the
+    host; a NUMBA_CPU_NAME other than 'host' (a portable build) gets 32."""
+    features = environ.get("NUMBA_CPU_FEATURES")
+    if features:
+        return 64 if "+avx512f" in features.split(",") else 32
+    if environ.get("NUMBA_CPU_NAME", "host") != "host":
+        return 32
+    import llvmlite.binding as llvm
+    try:
+        return 64 if llvm.get_host_cpu_features().get("avx512f", False) else 32
+    except RuntimeError:
+        return 32
+
+
 prefer_256_bit_vectors()
+REGISTER_BYTES = vector_register_bytes()
 
 from numba import njit  # noqa: E402,F401  (after the setting: Numba reads it on import)

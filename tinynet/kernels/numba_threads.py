@@ -312,6 +312,9 @@ def _find_thread_functions():
     return None
 
 
+OPENBLAS_AVX512_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")   # its AVX-512 sets
+
+
 @functools.cache                 # OpenBLAS picks its kernels once, when it loads
 def openblas_kernels():
     """The kernel set NumPy's OpenBLAS chose ("Haswell", "SkylakeX", ...), or None.  It

@@ -14,7 +14,7 @@ overlap.
                                      elements: (row[i], row[i + 2], ...), (row[i + 1], ...)
     a, b, c, d = load_fourths(row, i)    row[i: i + 32] dealt four ways: (row[i],
                                      row[i + 4], ...), (row[i + 1], row[i + 5], ...), ...
-    store(row, i, v)                 row[i: i + 8] = v
+    store(row, i, v)                 row[i: i + 8] = v (row[i: i + W] for a wide one)
     store_even_odd(row, i, even, odd)    row[i: i + 16] = even and odd interleaved
     store_fourths(row, i, a, b, c, d)    row[i: i + 32] = a0 b0 c0 d0 a1 b1 c1 d1 ...:
                                      load_fourths' inverse
@@ -23,7 +23,11 @@ overlap.
                                      four tiles, where a plane row has only four)
     store_even_odd_halves(a, i, b, j, even, odd)    its inverse: lanes 0-3 interleaved into
                                      a[i: i + 8], lanes 4-7 into b[j: j + 8]
-    splat(x, like)                   a vector of eight x, like ``like``'s type
+    v = load_wide(row, i)            row[i: i + W] as one vector filling a whole register:
+                                     W = REGISTER_BYTES / itemsize (16 float32 with
+                                     AVX-512, 8 with AVX2), for products.py
+    wide_lanes(row)                  that W, a constant, for row's dtype
+    splat(x, like)                   a vector of x in every lane, like ``like``'s type
     v + w, v - w, v * w, -v          lane by lane (a multiply and an add may fuse into one
                                      FMA, as in kernels compiled with fastmath 'contract')
     widen(v)                         v's lanes as float64 (float64 lanes as they are)
@@ -43,34 +47,36 @@ kernels' cached code (tinynet/kernels/__pycache__/*.nbi, *.nbc) so that they com
 """
 import operator
 
-from . import jit  # noqa: F401  (first: it sets NUMBA_CPU_FEATURES, which Numba reads on import)
+from . import jit  # first: it sets NUMBA_CPU_FEATURES, which Numba reads on import
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
 LANES = 8
+REGISTER_BYTES = jit.REGISTER_BYTES     # 64 with AVX-512, else 32: load_wide's width
 
 
 class Vector(types.Type):
-    """The Numba type of eight numbers of ``dtype`` (a Numba float type) held as one value."""
+    """The Numba type of ``lanes`` numbers of ``dtype`` (a Numba float type) held as one
+    value: LANES (eight) for the tile transforms, WIDE for the products (products.py)."""
 
-    def __init__(self, dtype):
-        self.dtype = dtype
-        super().__init__(name=f"Vector({dtype}, {LANES})")
+    def __init__(self, dtype, lanes=LANES):
+        self.dtype, self.lanes = dtype, lanes
+        super().__init__(name=f"Vector({dtype}, {lanes})")
 
 
 @register_model(Vector)
 class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         element = dmm.lookup(fe_type.dtype).get_value_type()
-        super().__init__(dmm, fe_type, ir.VectorType(element, LANES))
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
 
 
-def _row_type(array):
+def _row_type(array, lanes=LANES):
     """The vector type for a 1-D float array, or None (then Numba reports a typing error)."""
     if isinstance(array, types.Array) and array.ndim == 1 and isinstance(array.dtype, types.Float):
-        return Vector(array.dtype)
+        return Vector(array.dtype, lanes)
     return None
 
 
@@ -101,6 +107,32 @@ def load(typingctx, row, index):
                                                             args, LANES))
 
 
+def _wide_type(array):
+    """The vector type of one whole register of ``array``'s elements (16 float32 with
+    AVX-512), or None."""
+    if not (isinstance(array, types.Array) and isinstance(array.dtype, types.Float)):
+        return None
+    return Vector(array.dtype, REGISTER_BYTES * 8 // array.dtype.bitwidth)
+
+
+@intrinsic
+def load_wide(typingctx, row, index):
+    vector = _wide_type(row) if _row_type(row) is not None else None
+    return None if vector is None else (
+        vector(row, index),
+        lambda context, builder, signature, args: _load_row(context, builder, signature,
+                                                            args, vector.lanes))
+
+
+@intrinsic
+def wide_lanes(typingctx, row):
+    vector = _wide_type(row)
+    return None if vector is None else (
+        types.intp(row),
+        lambda context, builder, signature, args: context.get_constant(types.intp,
+                                                                       vector.lanes))
+
+
 def _dealt(ways):
     """The intrinsic that loads row[i: i + ways * 8] and deals it ``ways`` ways: vector p
     holds row[i + p], row[i + p + ways], ..."""
@@ -125,11 +157,11 @@ load_even_odd, load_fourths = _dealt(2), _dealt(4)
 
 @intrinsic
 def store(typingctx, row, index, value):
-    if _row_type(row) != value:
+    if not isinstance(value, Vector) or _row_type(row, value.lanes) != value:
         return None
 
     def codegen(context, builder, signature, args):
-        address = _address(context, builder, signature.args[0], args[0], args[1], LANES)
+        address = _address(context, builder, signature.args[0], args[0], args[1], value.lanes)
         builder.store(args[2], address, align=1)
         return context.get_dummy_value()
     return types.void(row, index, value), codegen
@@ -212,7 +244,7 @@ def splat(typingctx, value, like):
         vector_type = context.get_value_type(like)
         one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), element,
                                      ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(one, one, _lane_indices([0] * LANES))
+        return builder.shuffle_vector(one, one, _lane_indices([0] * like.lanes))
     return like(value, like), codegen
 
 
@@ -245,7 +277,7 @@ def lane_sum(typingctx, vector):
 
     def codegen(context, builder, signature, args):
         total = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
-        for i in range(1, LANES):
+        for i in range(1, vector.lanes):
             total = builder.fadd(total, builder.extract_element(args[0],
                                                                 ir.Constant(ir.IntType(32), i)))
         return total

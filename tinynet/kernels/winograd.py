@@ -71,6 +71,7 @@ import numpy as np
 from ..geometry import conv_output_hw
 from . import numba_threads, simd
 from .numba_threads import blas_threads_controllable, one_blas_thread, run
+from .products import multiply, multiply_transposed
 from .scratch import empty, new_buffer, scratch
 from .winograd_tiles import (_input_tiles, _input_tiles_channels_last, _kernel_tiles,
                              _output_tiles, _output_tiles_one_by_one)
@@ -237,11 +238,11 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
         if channels_last:
             v = _slabs(size, c, x.dtype, "winograd_v")          # (16, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(u, v.transpose(0, 2, 1), out=m)           # M[k] = U[k] V[k]
+            multiply_transposed(u, v, m)                   # M[k] = U[k] V[k]
         else:
             v = _slabs(c, size, x.dtype, "winograd_v")          # (16, C, B)
             _input_tiles(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(u, v, out=m)
+            multiply(u, v, m)
         output_tiles(m, th, tw, r0, r1, bias, y)
 
 

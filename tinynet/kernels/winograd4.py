@@ -61,6 +61,7 @@ import numpy as np
 from ..geometry import conv_output_hw
 from . import simd
 from .jit import njit
+from .products import multiply, multiply_transposed
 from .scratch import scratch
 from .winograd import STAGGER_BYTES, _slabs as winograd_slabs, run_forward
 from .winograd_tiles import copy_rows, copy_rows_channels_last
@@ -364,11 +365,11 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
         if tw < simd.LANES and c % simd.LANES == 0:
             v_last = winograd_slabs(size, c, x.dtype, "winograd_v", count=36)   # (36, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v_last, factors)
-            np.matmul(u, v_last.transpose(0, 2, 1), out=_view(m, m_step, 36, o, size))
+            multiply_transposed(u, v_last, _view(m, m_step, 36, o, size))
         else:
             v, v_step = _slabs(36, c, size, x.dtype, "winograd_v")
             _input_tiles(x, ph, pw, th, tw, r0, r1, v, v_step, factors)
-            np.matmul(u, _view(v, v_step, 36, c, size), out=_view(m, m_step, 36, o, size))
+            multiply(u, _view(v, v_step, 36, c, size), _view(m, m_step, 36, o, size))
         _output_tiles(m, m_step, o, th, tw, r0, r1, bias, y, factors)
 
 

@@ -36,6 +36,8 @@ import numpy as np
 
 from ..geometry import conv_output_hw
 from . import simd, winograd
+from . import products
+from .products import multiply, multiply_transposed
 from .scratch import empty
 from .winograd4 import G as G4, _constants
 from .winograd42_tiles import (_input_tiles, _input_tiles_channels_last, _output_grad_tiles,
@@ -67,13 +69,17 @@ def channels_last(c, tw):
 def kernel_transform(weight, flipped=False):
     """U (24, O, C) = G4 g G2^T per kernel g = w[o, c] (one GEMM, (24 x 9) x (9 x O C), in
     the weight's dtype, as winograd4.kernel_transform); with ``flipped``, the transform of
-    w[o, c, 2 - u, 2 - v] as a (24, C, O) view, the kernel dL/dx runs the forward with."""
+    w[o, c, 2 - u, 2 - v] as (24, C, O), the kernel dL/dx runs the forward with (its slabs
+    contiguous, as the products read them fastest)."""
     o, c = weight.shape[:2]
-    kron = _KRON[:, ::-1] if flipped else _KRON
+    if flipped:                     # (9, C O): the nine weights of w[o, c], c-major
+        kron, kernels = _KRON[:, ::-1], weight.transpose(1, 0, 2, 3).reshape(c * o, 9).T
+        o, c = c, o
+    else:
+        kron, kernels = _KRON, weight.reshape(o * c, 9).T
     u = winograd._slabs(o, c, weight.dtype, "winograd42_u", count=24)
-    np.matmul(kron.astype(weight.dtype), weight.reshape(o * c, 9).T,
-              out=u.reshape(24, o * c))     # a view: each slab is contiguous
-    return u.transpose(0, 2, 1) if flipped else u
+    np.matmul(kron.astype(weight.dtype), kernels, out=u.reshape(24, o * c))
+    return u
 
 
 def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
@@ -87,11 +93,11 @@ def _forward_blocks(x, u, ph, pw, th, tw, bias, y, blocks, indices):
         if channels_last(c, tw):
             v = winograd._slabs(size, c, x.dtype, "winograd_v", count=24)     # (24, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v, factors)
-            np.matmul(u, v.transpose(0, 2, 1), out=m)                     # M[k] = U[k] V[k]
+            multiply_transposed(u, v, m)                 # M[k] = U[k] V[k]
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v", count=24)     # (24, C, B)
             _input_tiles(x, ph, pw, th, tw, r0, r1, v, factors)
-            np.matmul(u, v, out=m)
+            multiply(u, v, m)
         _output_tiles(m, th, tw, r0, r1, bias, y, factors)
 
 
@@ -123,25 +129,26 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
     """dU and dL/db summed over the blocks ``indices``, appended to ``partial_sums``."""
     o, c = grad_y.shape[1], x.shape[1]
     factors = _constants(x.dtype)
-    du = block_du = None          # the first block's products go straight into du
+    du = None                     # dU (24, O, C): the products add into it
     bias_sums = np.zeros(o)
+    # V channels last wherever products.py's kernels run: dU = dM V then reads V's rows
+    # whole (dL/dW 1.26x-1.44x faster on four layers with them; RESULTS.md, eighth session)
+    v_channels_last = products.KERNELS or channels_last(c, tw)
     for i in indices:
         r0, r1 = blocks[i]
         size = (r1 - r0) * tw
         dm = winograd._slabs(o, size, x.dtype, "winograd_m", count=24)    # (24, O, B)
         _output_grad_tiles(grad_y, th, tw, r0, r1, dm, bias_sums, factors)
-        if channels_last(c, tw):
+        if du is None:
+            du = np.zeros((24, o, c), x.dtype)
+        if v_channels_last:
             v = winograd._slabs(size, c, x.dtype, "winograd_v", count=24)     # (24, B, C)
             _input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v, factors)
+            multiply(dm, v, du, accumulate=True)        # dU[k] += dM[k] V[k]^T, (O, C)
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v", count=24)     # (24, C, B)
             _input_tiles(x, ph, pw, th, tw, r0, r1, v, factors)
-            v = v.transpose(0, 2, 1)
-        if du is None:
-            du = np.matmul(dm, v)                   # dU[k] = dM[k] V[k]^T, (O, C)
-        else:
-            block_du = np.matmul(dm, v, out=block_du)
-            du += block_du
+            du += np.matmul(dm, v.transpose(0, 2, 1))
     if du is not None:                # a thread that took no block adds nothing
         partial_sums.append((du, bias_sums))
 

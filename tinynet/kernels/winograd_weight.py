@@ -17,6 +17,7 @@ import numpy as np
 
 from . import numba_threads, simd, winograd, winograd_tiles  # blocks; transforms
 from .jit import njit
+from .products import multiply, multiply_transposed
 from .scratch import empty
 
 # dL/dW: the products' inner dimension is the block.  Swept on the Intel Xeon (layer time
@@ -27,7 +28,7 @@ from .scratch import empty
 # 512's speed on the whole layer step, seven shapes.
 TILES_PER_WEIGHT_BLOCK = 512
 CHANNELS_LAST_C = 32            # dL/dW with V as (16, B, C) at this C (channels_last)
-CHANNELS_LAST_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's AVX-512 sets
+CHANNELS_LAST_KERNELS = numba_threads.OPENBLAS_AVX512_KERNELS
 TILES_PER_CHANNELS_LAST_BLOCK = 256     # ... and blocks of this many tiles
 
 
@@ -158,12 +159,12 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         if channels_last(c, tw):
             v = winograd._slabs(size, c, x.dtype, "winograd_v")    # (16, B, C)
             winograd_tiles._input_tiles_channels_last(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(dm, v, out=block_du)
+            multiply(dm, v, du, accumulate=True)
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v")    # (16, C, B)
             winograd_tiles._input_tiles(x, ph, pw, th, tw, r0, r1, v)
-            np.matmul(dm, v.transpose(0, 2, 1), out=block_du)
-        du += block_du
+            multiply_transposed(dm, v, block_du)
+            du += block_du
     partial_sums.append((du, bias_sums))
 
 
