@@ -6,12 +6,14 @@ vectors than the CPU has (OPENBLAS_CORETYPE=Haswell on an AVX-512 machine: 8-flo
 vectors where the CPU takes 16).  The kernel here uses the widest registers the kernels
 are compiled for (simd.load_wide: 16 float32 with AVX-512, 8 with AVX2), whatever BLAS
 does.  Measured on slabs of the sizes a Winograd block multiplies (one thread, AMD Zen 5,
-2026-12-06, RESULTS.md): ~200 GFLOP/s against OpenBLAS's 100-115 with its Haswell
-kernels, and about even with its AVX-512 (SkylakeX) ones.
+2026-12-06, RESULTS.md): 185-235 GFLOP/s against OpenBLAS's 105-126 with its Haswell
+kernels.  Where they run is decided by ``_kernels_faster``; ``multiply`` and
+``multiply_transposed`` are what the Winograd modules call.
 
 How a small matrix product reaches the CPU's peak.  out = a b, a (M, K), b (K, N):
 
     for each panel of 2 L columns j (L: the lanes of a register)
+        copy b[:, j: j + 2 L] into one contiguous (K, 2 L) buffer
         for each block of 4 rows i
             acc[r][h] = 0                         8 registers: 4 rows x 2 vectors
             for each k:                           the inner loop: 2 loads of b, 4 of a
@@ -21,10 +23,17 @@ How a small matrix product reaches the CPU's peak.  out = a b, a (M, K), b (K, N
 
 The eight accumulators stay in registers for the whole k loop: each number of b loaded
 is used four times, each of a 2 L times, so the loop is bound by the multiply-adds, not by
-memory.  The panel of b (K x 2 L) stays in the L1 cache while the row blocks pass over it.
-Rows left over (M % 4) go one at a time; columns left over (N % 2 L) are copied into a
-zero-padded panel first, so that every load is a whole vector.  Results match np.matmul to
-float32 rounding; the order of the additions over k is each output's own, k = 0, 1, ...
+memory.  The panel (K x 2 L, 8 KB at K = 64) stays in the L1 cache while the row blocks
+pass over it; copying it first keeps its rows together (see _products).  Rows left over
+(M % 4) go one at a time; the last columns (N % 2 L) are padded with zeros in the copy,
+so that every load is a whole vector.
+
+The rounding.  The sum over k runs in stretches of CHAIN = 32 terms, each stretch summed
+on its own and then added to the total: a float32 sum's error grows with the number of
+additions in its chain, and this makes the chains 32 + K / 32 long instead of K.  It
+cut F(4x4)'s float32 error at 128 channels (one 16x16 layer, six seeds) from 4.8x-9.7x
+im2col's with OpenBLAS's products to 2.5x-5.2x with these (RESULTS.md, eighth session), at
+no cost in speed (stretches of 16 terms cost 25%).
 """
 import numpy as np
 
@@ -36,9 +45,9 @@ CHAIN = 32
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
-def _row_blocks(a, b, out, j, rows, accumulate):
-    """out[i, j: j + 2 L] (+)= a[i] b[:, j: j + 2 L] for the rows i in [0, rows): four rows
-    at a time, the rest one at a time (b: rows of at least j + 2 L numbers)."""
+def _row_blocks(a, b, out, j, q, rows, accumulate):
+    """out[i, j: j + 2 L] (+)= a[i] b[:, q: q + 2 L] for the rows i in [0, rows): four rows
+    at a time, the rest one at a time (b: rows of at least q + 2 L numbers)."""
     lanes = simd.wide_lanes(b)
     k_ = a.shape[1]
     like = simd.load_wide(out[0], j)
@@ -60,7 +69,7 @@ def _row_blocks(a, b, out, j, rows, accumulate):
             d00 = d01 = d10 = d11 = d20 = d21 = d30 = d31 = zero
             for k in range(k0, min(k0 + CHAIN, k_)):
                 b_k = b[k]
-                b0, b1 = simd.load_wide(b_k, j), simd.load_wide(b_k, j + lanes)
+                b0, b1 = simd.load_wide(b_k, q), simd.load_wide(b_k, q + lanes)
                 s = simd.splat(a0[k], like)
                 d00, d01 = d00 + s * b0, d01 + s * b1
                 s = simd.splat(a1[k], like)
@@ -85,64 +94,93 @@ def _row_blocks(a, b, out, j, rows, accumulate):
             c00, c01 = simd.load_wide(o0, j), simd.load_wide(o0, j + lanes)
         else:
             c00 = c01 = zero
-        for k in range(a.shape[1]):
-            b_k = b[k]
-            s = simd.splat(a0[k], like)
-            c00 = c00 + s * simd.load_wide(b_k, j)
-            c01 = c01 + s * simd.load_wide(b_k, j + lanes)
+        for k0 in range(0, k_, CHAIN):
+            d00 = d01 = zero
+            for k in range(k0, min(k0 + CHAIN, k_)):
+                b_k = b[k]
+                s = simd.splat(a0[k], like)
+                d00 = d00 + s * simd.load_wide(b_k, q)
+                d01 = d01 + s * simd.load_wide(b_k, q + lanes)
+            c00, c01 = c00 + d00, c01 + d01
         simd.store(o0, j, c00)
         simd.store(o0, j + lanes, c01)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def product(a, b, out, accumulate=False):
-    """out (M, N) = a (M, K) b (K, N), or out += a b with ``accumulate``.  a: any strides;
-    b and out: rows of contiguous numbers (each row a[i] is read a number at a time, each
-    row of b and out as vectors)."""
-    rows, n_ = out.shape
-    panel = 2 * simd.wide_lanes(b)
-    full = n_ - n_ % panel
-    for j in range(0, full, panel):
-        _row_blocks(a, b, out, j, rows, accumulate)
-    if full < n_:                   # the last columns, through a zero-padded panel
-        left = n_ - full
-        b_tail = np.zeros((b.shape[0], panel), b.dtype)
-        b_tail[:, :left] = b[:, full:]
-        out_tail = np.zeros((rows, panel), out.dtype)
-        if accumulate:
-            out_tail[:, :left] = out[:, full:]
-        _row_blocks(a, b_tail, out_tail, 0, rows, accumulate)
-        out[:, full:] = out_tail[:, :left]
+@njit(cache=True, nogil=True, inline="always")
+def _pack(b, j, transposed, panel):
+    """panel (K, 2 L) = columns j .. j + 2 L of b (K, N), or of b^T for b (N, K) with
+    ``transposed``; zeros past the last column."""
+    n_ = b.shape[0] if transposed else b.shape[1]
+    width = panel.shape[1]
+    lanes = width // 2
+    if transposed:
+        if j + width > n_:
+            panel[:] = 0
+        for q in range(min(width, n_ - j)):
+            row = b[j + q]
+            for k in range(panel.shape[0]):
+                panel[k, q] = row[k]
+    elif j + width <= n_:
+        for k in range(panel.shape[0]):
+            row, target = b[k], panel[k]
+            simd.store(target, 0, simd.load_wide(row, j))
+            simd.store(target, lanes, simd.load_wide(row, j + lanes))
+    else:
+        panel[:] = 0
+        for k in range(panel.shape[0]):
+            for q in range(n_ - j):
+                panel[k, q] = b[k, j + q]
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
+def _products(a, b, out, accumulate, transposed):
+    """out[s] (+)= a[s] b[s] (b[s]^T with ``transposed``) for every slab s, a panel of 2 L
+    columns at a time: the panel's columns of b copied into one contiguous (K, 2 L) buffer
+    first.  Why copy: read in place, a panel is K runs of 2 L numbers a whole row of b
+    apart, and at rows of 128 or more numbers those runs fall into few sets of the L1
+    cache and evict each other (the products ran 156 GFLOP/s at N = 128 against 229 at N =
+    32); copied, the panel is one run the row blocks all read from L1.  The last, partial
+    panel is padded with zeros and its results go through ``out_panel``."""
+    k_ = a.shape[2]
+    rows, n_ = out.shape[1], out.shape[2]
+    width = 2 * simd.wide_lanes(out)
+    panel = np.empty((k_, width), b.dtype)
+    out_panel = np.empty((rows, width), out.dtype)
+    for s in range(a.shape[0]):
+        for j in range(0, n_, width):
+            _pack(b[s], j, transposed, panel)
+            if j + width <= n_:
+                _row_blocks(a[s], panel, out[s], j, 0, rows, accumulate)
+            else:                   # the last columns: through a buffer of whole vectors
+                left = n_ - j
+                if accumulate:
+                    out_panel[:, :left] = out[s, :, j:]
+                _row_blocks(a[s], panel, out_panel, 0, 0, rows, accumulate)
+                out[s, :, j:] = out_panel[:, :left]
+
+
 def slab_products(a, b, out, accumulate=False):
-    """out[k] = a[k] b[k] (or += with ``accumulate``) for every slab k: a (S, M, K), b (S,
-    K, N), out (S, M, N), as ``product``."""
-    for k in range(a.shape[0]):
-        product(a[k], b[k], out[k], accumulate)
+    """out[s] = a[s] b[s] (or += with ``accumulate``) for every slab s: a (S, M, K) any
+    strides, b (S, K, N), out (S, M, N) with contiguous rows."""
+    _products(a, b, out, accumulate, False)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
 def slab_products_transposed(a, b, out):
-    """out[k] = a[k] b[k]^T for every slab k: a (S, M, K), b (S, N, K), out (S, M, N).  Each
-    b[k] is copied transposed, (K, N), and multiplied by ``product``: the copy reads K N
-    numbers where the product makes M N K multiply-adds."""
-    packed = np.empty((b.shape[2], b.shape[1]), b.dtype)
-    for k in range(a.shape[0]):
-        packed[:] = b[k].T
-        product(a[k], packed, out[k])
+    """out[s] = a[s] b[s]^T for every slab s: a (S, M, K), b (S, N, K) (its transpose is
+    copied a panel at a time, as _products copies b's panels anyway), out (S, M, N)."""
+    _products(a, b, out, False, True)
 
 
 # ---- which runs: these kernels, or NumPy's BLAS ------------------------------------------
 
 def _kernels_faster():
     """Whether these kernels beat np.matmul here: where they are compiled for AVX-512 and
-    NumPy's OpenBLAS runs a narrower kernel set.  Whole conv2d steps, the two alternated in
-    one process (AMD Zen 5, 2026-12-06, RESULTS.md, eighth session): with OpenBLAS's
-    Haswell kernels these ran 1.05x-1.34x faster on eight layers; against its AVX-512
-    (SkylakeX) kernels 0.84x-1.09x; compiled for AVX2 (8-float vectors, as on AMD Zen 3)
-    0.89x-1.09x against the Haswell kernels.  Another BLAS (MKL, Accelerate): NumPy's."""
+    NumPy's OpenBLAS runs a narrower kernel set.  Whole conv2d steps (forward, dL/dx,
+    dL/dW), the two alternated in one process on ten layers (AMD Zen 5, 2026-12-06,
+    RESULTS.md, eighth session): against OpenBLAS's Haswell kernels these ran 1.12x-1.50x
+    faster; against its AVX-512 (SkylakeX) kernels 0.86x-1.18x (slower on three layers);
+    compiled for AVX2 (8-float vectors, as on AMD Zen 3) 0.95x-1.06x against the Haswell
+    kernels.  Another BLAS (MKL, Accelerate): NumPy's."""
     kernels = numba_threads.openblas_kernels()
     return (simd.REGISTER_BYTES == 64 and kernels is not None
             and kernels not in numba_threads.OPENBLAS_AVX512_KERNELS)
