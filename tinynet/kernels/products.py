@@ -132,7 +132,6 @@ def _pack(b, j, transposed, panel):
                 panel[k, q] = b[k, j + q]
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
 def _products(a, b, out, accumulate, transposed):
     """out[s] (+)= a[s] b[s] (b[s]^T with ``transposed``) for every slab s, a panel of 2 L
     columns at a time: the panel's columns of b copied into one contiguous (K, 2 L) buffer
@@ -149,26 +148,43 @@ def _products(a, b, out, accumulate, transposed):
     for s in range(a.shape[0]):
         for j in range(0, n_, width):
             _pack(b[s], j, transposed, panel)
-            if j + width <= n_:
-                _row_blocks(a[s], panel, out[s], j, 0, rows, accumulate)
-            else:                   # the last columns: through a buffer of whole vectors
-                left = n_ - j
+            target, column, left = out[s], j, n_ - j
+            if left < width:        # the last columns: through a buffer of whole vectors
+                target, column = out_panel, 0
                 if accumulate:
                     out_panel[:, :left] = out[s, :, j:]
-                _row_blocks(a[s], panel, out_panel, 0, 0, rows, accumulate)
+            _row_blocks(a[s], panel, target, column, 0, rows, accumulate)
+            if left < width:
                 out[s, :, j:] = out_panel[:, :left]
+
+
+_compiled = {}
+
+
+def _kernel(dtype):
+    """_products compiled for ``dtype`` once, its arrays typed with any strides ('A'), so
+    that the layouts the Winograd modules pass (contiguous slabs, views into staggered
+    buffers, transposed views) share one compiled kernel: each layout of its own cost
+    1.6 s of compiling on a cold cache."""
+    if dtype not in _compiled:
+        from numba import from_dtype, types     # here: jit.py must set up Numba first
+        array = types.Array(from_dtype(dtype), 3, "A")
+        signature = types.void(array, array, array, types.boolean, types.boolean)
+        _compiled[dtype] = njit(signature, cache=True, nogil=True,
+                                fastmath={"contract"})(_products)
+    return _compiled[dtype]
 
 
 def slab_products(a, b, out, accumulate=False):
     """out[s] = a[s] b[s] (or += with ``accumulate``) for every slab s: a (S, M, K) any
     strides, b (S, K, N), out (S, M, N) with contiguous rows."""
-    _products(a, b, out, accumulate, False)
+    _kernel(out.dtype)(a, b, out, accumulate, False)
 
 
 def slab_products_transposed(a, b, out):
     """out[s] = a[s] b[s]^T for every slab s: a (S, M, K), b (S, N, K) (its transpose is
     copied a panel at a time, as _products copies b's panels anyway), out (S, M, N)."""
-    _products(a, b, out, False, True)
+    _kernel(out.dtype)(a, b, out, False, True)
 
 
 # ---- which runs: these kernels, or NumPy's BLAS ------------------------------------------
