@@ -24,9 +24,9 @@ How a small matrix product reaches the CPU's peak.  out = a b, a (M, K), b (K, N
 The eight accumulators stay in registers for the whole k loop: each number of b loaded
 is used four times, each of a 2 L times, so the loop is bound by the multiply-adds, not by
 memory.  The panel (K x 2 L, 8 KB at K = 64) stays in the L1 cache while the row blocks
-pass over it; copying it first keeps its rows together (see _products).  Rows left over
-(M % 4) go one at a time; the last columns (N % 2 L) are padded with zeros in the copy,
-so that every load is a whole vector.
+pass over it; copying it first keeps its rows together (see _products).  The rows left
+over (M % 4) are copied into a block of four padded with zero rows, and the last columns
+(N % 2 L) padded with zeros in the panel, so that every block is whole.
 
 The rounding.  The sum over k runs in stretches of CHAIN = 32 terms, each stretch summed
 on its own and then added to the total: a float32 sum's error grows with the number of
@@ -46,14 +46,13 @@ CHAIN = 32
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
 def _row_blocks(a, b, out, j, q, rows, accumulate):
-    """out[i, j: j + 2 L] (+)= a[i] b[:, q: q + 2 L] for the rows i in [0, rows): four rows
-    at a time, the rest one at a time (b: rows of at least q + 2 L numbers)."""
+    """out[i, j: j + 2 L] (+)= a[i] b[:, q: q + 2 L] for the rows i in [0, rows), four rows
+    at a time (rows: a multiple of 4; b: rows of at least q + 2 L numbers)."""
     lanes = simd.wide_lanes(b)
     k_ = a.shape[1]
     like = simd.load_wide(out[0], j)
     zero = simd.splat(0.0, like)
-    four = rows - rows % 4
-    for i in range(0, four, 4):
+    for i in range(0, rows, 4):
         a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
         o0, o1, o2, o3 = out[i], out[i + 1], out[i + 2], out[i + 3]
         if accumulate:
@@ -88,22 +87,6 @@ def _row_blocks(a, b, out, j, q, rows, accumulate):
         simd.store(o2, j + lanes, c21)
         simd.store(o3, j, c30)
         simd.store(o3, j + lanes, c31)
-    for i in range(four, rows):
-        a0, o0 = a[i], out[i]
-        if accumulate:
-            c00, c01 = simd.load_wide(o0, j), simd.load_wide(o0, j + lanes)
-        else:
-            c00 = c01 = zero
-        for k0 in range(0, k_, CHAIN):
-            d00 = d01 = zero
-            for k in range(k0, min(k0 + CHAIN, k_)):
-                b_k = b[k]
-                s = simd.splat(a0[k], like)
-                d00 = d00 + s * simd.load_wide(b_k, q)
-                d01 = d01 + s * simd.load_wide(b_k, q + lanes)
-            c00, c01 = c00 + d00, c01 + d01
-        simd.store(o0, j, c00)
-        simd.store(o0, j + lanes, c01)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -142,20 +125,35 @@ def _products(a, b, out, accumulate, transposed):
     panel is padded with zeros and its results go through ``out_panel``."""
     k_ = a.shape[2]
     rows, n_ = out.shape[1], out.shape[2]
+    four, left_rows = rows - rows % 4, rows % 4
     width = 2 * simd.wide_lanes(out)
     panel = np.empty((k_, width), b.dtype)
     out_panel = np.empty((rows, width), out.dtype)
+    a_rest = np.zeros((4, k_), a.dtype)         # the rows left over, padded with zeros
+    out_rest = np.zeros((4, width), out.dtype)
     for s in range(a.shape[0]):
+        a_rest[:left_rows] = a[s, four:]
         for j in range(0, n_, width):
             _pack(b[s], j, transposed, panel)
-            target, column, left = out[s], j, n_ - j
-            if left < width:        # the last columns: through a buffer of whole vectors
-                target, column = out_panel, 0
-                if accumulate:
-                    out_panel[:, :left] = out[s, :, j:]
-            _row_blocks(a[s], panel, target, column, 0, rows, accumulate)
-            if left < width:
-                out[s, :, j:] = out_panel[:, :left]
+            columns = min(width, n_ - j)
+            for part in range(2):
+                if part == 0:           # the blocks of four rows
+                    rows_of_a, target, column, count = a[s], out[s], j, four
+                    if columns < width:     # the last columns: through whole vectors
+                        target, column = out_panel, 0
+                        if accumulate:
+                            out_panel[:four, :columns] = out[s, :four, j:]
+                else:                   # the rows left over, as a block of four
+                    if left_rows == 0:
+                        break
+                    rows_of_a, target, column, count = a_rest, out_rest, 0, 4
+                    if accumulate:
+                        out_rest[:left_rows, :columns] = out[s, four:, j:j + columns]
+                _row_blocks(rows_of_a, panel, target, column, 0, count, accumulate)
+                if part == 0 and columns < width:
+                    out[s, :four, j:] = out_panel[:four, :columns]
+                if part == 1:
+                    out[s, four:, j:j + columns] = out_rest[:left_rows, :columns]
 
 
 _compiled = {}
