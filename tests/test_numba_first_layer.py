@@ -182,3 +182,46 @@ def test_conv2d_gradcheck_on_a_first_layer(setting, rng):
         assert tn.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), x, weight, bias)
         assert tn.gradcheck(lambda w, b: F.conv2d(tn.tensor(x), w, b, padding=1),
                             weight, bias)
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_input_grad_matches_reference_float64(case, rng):
+    """dL/dx as the forward kernel run on dL/dy with the flipped, swapped kernel: every
+    padding 0-2, odd and even C (the forward's channel pairs), O from 2 to 9."""
+    x, weight, grad_y, padding = problem(case, rng)
+    got = numba_first_layer.conv2d_backward_input(grad_y, weight, x.shape, padding)
+    want = reference.conv2d_backward_input(grad_y, weight, x.shape, (1, 1), padding, (1, 1), 1)
+    assert got.dtype == np.float64 and got.shape == x.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("x_shape, o, padding, threads, expected", [
+    ((32, 3, 64, 64), 32, (1, 1), 2, True),      # dL/dy per example 557 KB
+    ((2, 8, 32, 32), 16, (1, 1), 2, True),
+    ((1, 3, 64, 64), 32, (1, 1), 2, False),      # one example: one core
+    ((1, 3, 64, 64), 32, (1, 1), 1, True),
+    ((4, 3, 128, 128), 32, (1, 1), 2, False),    # 2.2 MB: past the L2 cache
+    ((4, 3, 64, 64), 32, (3, 3), 2, False),      # padding 3: 2 - P < 0
+    ((4, 16, 64, 64), 32, (1, 1), 2, False)])    # K = 144: not a first layer
+def test_which_input_grads_it_takes(x_shape, o, padding, threads, expected):
+    weight_shape = (o, x_shape[1], 3, 3)
+    assert numba_first_layer.input_grad_applies(x_shape, weight_shape, (1, 1), padding, (1, 1),
+                                                1, 4, threads) == expected
+
+
+def test_im2col_backward_sends_such_a_layers_input_grad_here(rng, monkeypatch):
+    """cpu_numba.conv2d_backward_input takes the direct path where the rule says so, and its
+    answer is im2col's."""
+    x, weight, grad_y, padding = problem((4, 3, 32, 32, 5, 3, (1, 1)), rng)
+    geometry = ((1, 1), padding, (1, 1), 1)
+    calls = []
+    direct = numba_first_layer.conv2d_backward_input
+    monkeypatch.setattr(numba_first_layer, "conv2d_backward_input",
+                        lambda *args: calls.append(1) or direct(*args))
+    monkeypatch.setattr(cpu_numba.numba_threads, "THREADS", 2)
+    got = cpu_numba.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    assert calls == [1]
+    monkeypatch.setattr(numba_first_layer, "MAX_GRAD_PLANES_BYTES", 0)   # im2col's now
+    want = cpu_numba.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    assert calls == [1]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -27,7 +27,8 @@ The implementations:
     reference   kernels/reference.py   plain loops: the definition, and the tests' oracle
     numpy       kernels/im2col.py      im2col + GEMM, written against ``xp`` (numpy or cupy)
     numba       kernels/cpu_numba.py   compiled CPU loops (float32/float64 NumPy arrays)
-                kernels/numba_first_layer.py   first layers (few channels): forward, dL/dW
+                kernels/numba_first_layer.py   first layers (few channels): forward, dL/dW,
+                                               dL/dx
     winograd    kernels/winograd.py    Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions
                 kernels/winograd_tiles.py    F(2x2, 3x3)'s tile transforms (Numba)
                 kernels/winograd_weight.py   F(2x2, 3x3)'s dL/dW and dL/db
@@ -35,6 +36,8 @@ The implementations:
                 kernels/winograd42.py  Winograd F(4x2, 3x3): the backward, and the forward
                                        where F(4x4) is not taken (planes of 8x8 and more)
                 kernels/winograd42_tiles.py  F(4x2, 3x3)'s tile transforms (Numba)
+                kernels/products.py    their products as Numba kernels, where OpenBLAS
+                                       runs narrower vectors than the CPU has
                 kernels/numba_depthwise.py  depthwise 3x3 convolutions (every Numba setting;
                 kernels/numba_depthwise_cl.py   its channels-last kernels for small planes)
     cupy        kernels/gpu_cupy.py    CUDA kernels for CuPy arrays
@@ -222,8 +225,8 @@ def choose_conv(function_name, array, x_shape, weight_shape, stride, padding, di
     128 input channels, for its float32 error, and planes its 4x4 tiles fit; else, and its
     backward, to winograd42.py, F(4x2, 3x3), where ``winograd42.preferred`` says so:
     planes of 8x8 and more that its tiles fit); and else a
-    first layer's forward (3x3, few input channels) to numba_first_layer.py (its dL/dW goes
-    there through cpu_numba.py)."""
+    first layer's forward (3x3, few input channels) to numba_first_layer.py (its dL/dW, and
+    its dL/dx where dL/dy fits the cache, go there through cpu_numba.py)."""
     depthwise = numba_module("numba_depthwise", array)
     if depthwise is not None and depthwise.applies(x_shape, weight_shape, stride, padding,
                                                    dilation, groups):

@@ -41,7 +41,7 @@ from ..geometry import batch_step, conv_output_hw, is_depthwise
 from .jit import njit
 from .numba_pool import (avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401 (interface)
                          max_pool2d_backward, max_pool2d_forward)
-from . import numba_first_layer
+from . import numba_first_layer, numba_threads
 from .numba_threads import run as _run
 from .scratch import empty, new_buffer, scratch
 
@@ -322,6 +322,9 @@ def conv2d_backward_input(grad_y, weight, x_shape, stride, padding, dilation, gr
     n, c = x_shape[:2]
     o = weight.shape[0]
     kh, kw, oh, ow = _geometry(x_shape, weight.shape, stride, padding, dilation)
+    if numba_first_layer.input_grad_applies(x_shape, weight.shape, stride, padding, dilation,
+                                            groups, grad_y.itemsize, numba_threads.THREADS):
+        return numba_first_layer.conv2d_backward_input(grad_y, weight, x_shape, padding)
     grad_x = empty(x_shape, grad_y.dtype)
     if is_depthwise(weight.shape, groups):
         _run(_depthwise_backward_input, n * c, grad_x.size, grad_y, weight,
