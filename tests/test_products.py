@@ -131,3 +131,33 @@ def test_wide_vectors_fill_one_register():
         return simd.wide_lanes(row)
     assert lanes(np.zeros(4, np.float32)) == simd.REGISTER_BYTES // 4
     assert lanes(np.zeros(4, np.float64)) == simd.REGISTER_BYTES // 8
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+@pytest.mark.parametrize("c, size", [(8, 16), (9, 8), (16, 6)])   # V plain; channels last
+def test_every_winograd_direction_is_right_with_either_products(kernels, c, size, rng,
+                                                                 monkeypatch):
+    """F(2x2), F(4x4) and F(4x2) (forward, dL/dx, dL/dW with dL/db), float64, against the
+    reference loops, with products.py's kernels and with np.matmul: the machine the suite
+    runs on takes only one of the two in its convolutions, and F(4x2)'s dL/dW lays V out
+    differently for each."""
+    from tinynet.kernels import reference, winograd, winograd4, winograd42
+    monkeypatch.setattr(products, "KERNELS", kernels)
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    x = rng.standard_normal((2, c, size, size))
+    weight = rng.standard_normal((5, c, 3, 3))
+    grad_y = rng.standard_normal((2, 5, size, size))
+    want_y = reference.conv2d_forward(x, weight, *geometry)[0]
+    want_x = reference.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    want_w = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
+
+    def close(got, want):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    for module in (winograd, winograd4, winograd42):
+        close(module.conv2d_forward(x, weight, *geometry)[0], want_y)
+    for module in (winograd, winograd42):
+        grad_x, grad_w, grad_b = module.conv2d_backward(grad_y, x, weight, *geometry, None,
+                                                        True, True, True)
+        close(grad_x, want_x)
+        close(grad_w, want_w)
+        close(grad_b, grad_y.sum(axis=(0, 2, 3)))
