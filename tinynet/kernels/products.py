@@ -35,6 +35,8 @@ cut F(4x4)'s float32 error at 128 channels (one 16x16 layer, six seeds) from 4.8
 im2col's with OpenBLAS's products to 2.5x-5.2x with these (RESULTS.md, eighth session), at
 no cost in speed (stretches of 16 terms cost 25%).
 """
+import threading
+
 import numpy as np
 
 from . import numba_threads, simd
@@ -157,6 +159,7 @@ def _products(a, b, out, accumulate, transposed):
 
 
 _compiled = {}
+_compiling = threading.Lock()      # the Winograd blocks' threads may ask at the same time
 
 
 def _kernel(dtype):
@@ -164,13 +167,17 @@ def _kernel(dtype):
     that the layouts the Winograd modules pass (contiguous slabs, views into staggered
     buffers, transposed views) share one compiled kernel: each layout of its own cost
     1.6 s of compiling on a cold cache."""
-    if dtype not in _compiled:
-        from numba import from_dtype, types     # here: jit.py must set up Numba first
-        array = types.Array(from_dtype(dtype), 3, "A")
-        signature = types.void(array, array, array, types.boolean, types.boolean)
-        _compiled[dtype] = njit(signature, cache=True, nogil=True,
-                                fastmath={"contract"})(_products)
-    return _compiled[dtype]
+    kernel = _compiled.get(dtype)
+    if kernel is None:
+        with _compiling:
+            if dtype not in _compiled:
+                from numba import from_dtype, types     # here: jit.py sets up Numba first
+                array = types.Array(from_dtype(dtype), 3, "A")
+                signature = types.void(array, array, array, types.boolean, types.boolean)
+                _compiled[dtype] = njit(signature, cache=True, nogil=True,
+                                        fastmath={"contract"})(_products)
+            kernel = _compiled[dtype]
+    return kernel
 
 
 def slab_products(a, b, out, accumulate=False):
