@@ -59,7 +59,8 @@ REGISTER_BYTES = jit.REGISTER_BYTES     # 64 with AVX-512, else 32: load_wide's 
 
 class Vector(types.Type):
     """The Numba type of ``lanes`` numbers of ``dtype`` (a Numba float type) held as one
-    value: LANES (eight) for the tile transforms, WIDE for the products (products.py)."""
+    value: LANES (eight) for the tile transforms, one whole register (``load_wide``) for
+    the products (products.py)."""
 
     def __init__(self, dtype, lanes=LANES):
         self.dtype, self.lanes = dtype, lanes

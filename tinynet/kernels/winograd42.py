@@ -35,8 +35,7 @@ TH = ceil(OH / 4), TW = ceil(OW / 2); B = (r1 - r0) TW tiles; slab k = 4 a + b h
 import numpy as np
 
 from ..geometry import conv_output_hw
-from . import simd, winograd
-from . import products
+from . import products, simd, winograd
 from .products import multiply, multiply_transposed
 from .scratch import empty
 from .winograd4 import G as G4, _constants
@@ -131,8 +130,9 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
     factors = _constants(x.dtype)
     du = None                     # dU (24, O, C): the products add into it
     bias_sums = np.zeros(o)
-    # V channels last wherever products.py's kernels run: dU = dM V then reads V's rows
-    # whole (dL/dW 1.26x-1.44x faster on four layers with them; RESULTS.md, eighth session)
+    # V channels last wherever products.py's kernels run, so that dU = dM V reads V's rows
+    # whole (V plain with its transpose copied a panel at a time ran 0.86x-1.28x this
+    # speed, with no rule in the plane's width; RESULTS.md, eighth session)
     v_channels_last = products.KERNELS or channels_last(c, tw)
     for i in indices:
         r0, r1 = blocks[i]
