@@ -92,6 +92,16 @@ def _row_blocks(a, b, out, j, q, rows, accumulate):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _copy(source, target, rows, columns):
+    """target[:rows, :columns] = source[:rows, :columns], as loops: with slice assignments
+    this module's kernel took 3.3-4.0 s to compile on a cold cache, with loops 1.4 s (as
+    numba_first_layer.py found for its own)."""
+    for i in range(rows):
+        for j in range(columns):
+            target[i, j] = source[i, j]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _pack(b, j, transposed, panel):
     """panel (K, 2 L) = columns j .. j + 2 L of b (K, N), or of b^T for b (N, K) with
     ``transposed``; zeros past the last column."""
@@ -100,7 +110,7 @@ def _pack(b, j, transposed, panel):
     lanes = width // 2
     if transposed:
         if j + width > n_:
-            panel[:] = 0
+            panel.fill(0)
         for q in range(min(width, n_ - j)):
             row = b[j + q]
             for k in range(panel.shape[0]):
@@ -111,7 +121,7 @@ def _pack(b, j, transposed, panel):
             simd.store(target, 0, simd.load_wide(row, j))
             simd.store(target, lanes, simd.load_wide(row, j + lanes))
     else:
-        panel[:] = 0
+        panel.fill(0)
         for k in range(panel.shape[0]):
             for q in range(n_ - j):
                 panel[k, q] = b[k, j + q]
@@ -134,7 +144,7 @@ def _products(a, b, out, accumulate, transposed):
     a_rest = np.zeros((4, k_), a.dtype)         # the rows left over, padded with zeros
     out_rest = np.zeros((4, width), out.dtype)
     for s in range(a.shape[0]):
-        a_rest[:left_rows] = a[s, four:]
+        _copy(a[s, four:], a_rest, left_rows, k_)
         for j in range(0, n_, width):
             _pack(b[s], j, transposed, panel)
             columns = min(width, n_ - j)
@@ -144,18 +154,18 @@ def _products(a, b, out, accumulate, transposed):
                     if columns < width:     # the last columns: through whole vectors
                         target, column = out_panel, 0
                         if accumulate:
-                            out_panel[:four, :columns] = out[s, :four, j:]
+                            _copy(out[s, :, j:], out_panel, four, columns)
                 else:                   # the rows left over, as a block of four
                     if left_rows == 0:
                         break
                     rows_of_a, target, column, count = a_rest, out_rest, 0, 4
                     if accumulate:
-                        out_rest[:left_rows, :columns] = out[s, four:, j:j + columns]
+                        _copy(out[s, four:, j:], out_rest, left_rows, columns)
                 _row_blocks(rows_of_a, panel, target, column, 0, count, accumulate)
                 if part == 0 and columns < width:
-                    out[s, :four, j:] = out_panel[:four, :columns]
+                    _copy(out_panel, out[s, :, j:], four, columns)
                 if part == 1:
-                    out[s, four:, j:j + columns] = out_rest[:left_rows, :columns]
+                    _copy(out_rest, out[s, four:, j:], left_rows, columns)
 
 
 _compiled = {}
@@ -166,7 +176,7 @@ def _kernel(dtype):
     """_products compiled for ``dtype`` once, its arrays typed with any strides ('A'), so
     that the layouts the Winograd modules pass (contiguous slabs, views into staggered
     buffers, transposed views) share one compiled kernel: each layout of its own cost
-    1.6 s of compiling on a cold cache."""
+    1.6 s of compiling on a cold cache (with the slice assignments _copy replaced)."""
     kernel = _compiled.get(dtype)
     if kernel is None:
         with _compiling:
