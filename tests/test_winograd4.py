@@ -13,7 +13,7 @@ from tinynet import kernels
 from tinynet.kernels import reference
 
 pytest.importorskip("numba")
-from tinynet.kernels import cpu_numba, winograd, winograd4  # noqa: E402
+from tinynet.kernels import cpu_numba, products, winograd, winograd4  # noqa: E402
 
 CASES = [  # N, C, H, W, O, (PH, PW): OH, OW = 1, 2, 3 and 0 modulo 4, padding 0-2
     (2, 3, 5, 6, 4, (1, 1)), (1, 2, 7, 7, 3, (0, 0)), (2, 4, 6, 5, 3, (2, 1)),
@@ -83,10 +83,12 @@ def test_blocks_of_any_size_give_the_reference(tiles, threads, rng, monkeypatch)
 
 @pytest.mark.parametrize("n, c, size, o", [(2, 32, 16, 64), (2, 128, 8, 64), (1, 128, 16, 32),
                                              (1, 32, 40, 16)])
-def test_float32_error_is_within_10x_im2col(n, c, size, o):
+def test_float32_error_is_within_10x_im2col(n, c, size, o, monkeypatch):
     """#13 allows F(4x4) only within 10x im2col's float32 error (max |y32 - y64|).  At the
     rule's limit, C = 128, it measured 4.6x-9.5x (median 6x); at C = 32, 2.3x-3.6x.  Three
-    seeds each."""
+    seeds each.  im2col's products by NumPy's BLAS, the conventional float32 convolution
+    the bound is stated against (products.py's kernels, which a single example's im2col
+    may run, sum in stretches and are up to 2x more accurate)."""
     for seed in range(3):
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((n, c, size, size))
@@ -96,7 +98,9 @@ def test_float32_error_is_within_10x_im2col(n, c, size, o):
         y = forward(winograd4, x32, w32, (1, 1))
         assert y.dtype == np.float32
         error = np.abs(y - exact).max()
-        error_im2col = np.abs(forward(cpu_numba, x32, w32, (1, 1)) - exact).max()
+        with monkeypatch.context() as patch:
+            patch.setattr(products, "KERNELS", False)
+            error_im2col = np.abs(forward(cpu_numba, x32, w32, (1, 1)) - exact).max()
         assert error < 10 * error_im2col, (seed, error, error_im2col)
 
 
