@@ -192,6 +192,9 @@ def _columns(x, kh, kw, stride, padding, dilation, oh, ow, keep=False):
     return col
 
 
+PANEL = 32     # columns per thread: a whole number of the products' panels (AVX-512, float32)
+
+
 def _per_group(a, b):
     """a[g] @ b[g] for every group g, as plain 2-D products (NumPy hands those straight to
     BLAS, transposed operands included); where products.py's kernels run, by them, the
@@ -240,9 +243,6 @@ def _per_example(w_matrix, col, out):
     for i in range(m):
         for g in range(groups):
             np.matmul(w_matrix[g], col4[g, :, i, :], out=out4[i, g])
-
-
-PANEL = 32             # columns: a whole number of the products' panels (AVX-512, float32)
 
 
 def _columns_product(w, col, out, chunks, chunk, t0, t1):
