@@ -169,12 +169,14 @@ def test_every_winograd_direction_is_right_with_either_products(kernels, c, size
     ((3, 3, 64, 64), (5, 3, 3, 3), (2, 2), (1, 1), 1),     # a first layer at stride 2
     ((1, 8, 20, 20), (6, 4, 3, 3), (1, 1), (1, 1), 2),     # groups
     ((4, 16, 15, 15), (8, 16, 3, 3), (2, 2), (1, 1), 1),   # one product for the batch
+    ((5, 8, 16, 16), (6, 8, 3, 3), (1, 1), (1, 1), 1),     # dL/dW: 1280 pixels, 5 chunks
     ((3, 8, 12, 12), (6, 4, 3, 3), (1, 1), (1, 1), 2)])    # ... per group
 def test_im2col_products_are_right_either_way(kernels, x_shape, w_shape, stride, padding,
                                               groups, rng, monkeypatch):
-    """cpu_numba's forward and dL/dx products (per example: one example, or a first layer's
-    small K; else one per group for the batch) through products.py's kernels, the columns
-    split over the threads, or through np.matmul: the reference loops' y and dL/dx."""
+    """cpu_numba's products (per example: one example, or a first layer's small K; else one
+    per group for the batch) through products.py's kernels, the columns (dL/dW: the
+    pixels) split over the threads, or through np.matmul: the reference loops' y, dL/dx
+    and dL/dW."""
     from tinynet.kernels import cpu_numba, reference
     monkeypatch.setattr(products, "KERNELS", kernels)
     x, weight = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -185,4 +187,7 @@ def test_im2col_products_are_right_either_way(kernels, x_shape, w_shape, stride,
     grad_y = rng.standard_normal(want.shape)
     got = cpu_numba.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
     want = reference.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    got = cpu_numba.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
+    want = reference.conv2d_backward_weight(grad_y, x, weight.shape, *geometry)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())

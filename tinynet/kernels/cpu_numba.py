@@ -19,8 +19,9 @@ memory-bound swap makes it (N, O, OH OW).  (First layers multiply per example in
 straight into NCHW: see ``_per_example_wins``.)  One exception to "BLAS does the
 arithmetic": where NumPy's OpenBLAS runs narrower vectors than the CPU has, the forward's
 and dL/dcol's products go through products.py's Numba kernels instead, the columns split
-over the kernel threads (``_per_group``, ``_per_example``): against np.matmul 1.02x-1.73x
-on five batched layers (forward and dL/dx, stride 2 and 1x1 among them), 1.04x-1.76x per
+over the kernel threads (``_per_group``, ``_per_example``), and dL/dW's, the pixels split
+over the threads (``_weight_part``): against np.matmul 1.02x-1.73x on five batched layers
+(forward and dL/dx, stride 2 and 1x1 among them), dL/dW 1.23x-1.61x, 1.04x-1.76x per
 example (AMD Zen 5 with OPENBLAS_CORETYPE=Haswell, 2026-12-06, RESULTS.md).
 
 Depthwise convolution (groups == C, one input channel per group) has almost no arithmetic
@@ -426,9 +427,31 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         gy_t = (swapped if swapped is not None and m == n
                 else _to_onp(grad_y[b:b + m].reshape(m, o, p))).reshape(groups, o // groups,
                                                                          m * p)
+        if products.KERNELS:
+            threads = numba_threads.THREADS
+            partials = np.zeros((threads,) + grad_w_t.shape, grad_w_t.dtype)
+            _run(_weight_part, threads, col.size * (o // groups), col, gy_t, partials)
+            grad_w_t += partials.sum(axis=0)
+            continue
         for g in range(groups):
             grad_w_t[g] += col[g] @ gy_t[g].T
     return np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(weight_shape)
+
+
+WEIGHT_CHUNK = 256     # dL/dW: pixels per product (the packed panel, 256 x 32, in L1)
+
+
+def _weight_part(col, gy_t, partials, t0, t1):
+    """partials[t, g] = col[g] dL/dy^T[g] over part t of the N P pixels, t in [t0, t1), in
+    products of WEIGHT_CHUNK pixels (products.py's kernels)."""
+    parts, size = partials.shape[0], col.shape[2]
+    for t in range(t0, t1):
+        low, high = size * t // parts, size * (t + 1) // parts
+        for c0 in range(low, high, WEIGHT_CHUNK):
+            c1 = min(c0 + WEIGHT_CHUNK, high)
+            products.slab_products_transposed(col[:, :, c0:c1], gy_t[:, :, c0:c1], partials[t],
+                                              accumulate=True)
+
 
 
 # ---- depthwise convolution: direct loops -------------------------------------------------------

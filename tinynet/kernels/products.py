@@ -196,10 +196,11 @@ def slab_products(a, b, out, accumulate=False):
     _kernel(out.dtype)(a, b, out, accumulate, False)
 
 
-def slab_products_transposed(a, b, out):
-    """out[s] = a[s] b[s]^T for every slab s: a (S, M, K), b (S, N, K) (its transpose is
-    copied a panel at a time, as _products copies b's panels anyway), out (S, M, N)."""
-    _kernel(out.dtype)(a, b, out, False, True)
+def slab_products_transposed(a, b, out, accumulate=False):
+    """out[s] = a[s] b[s]^T (or += with ``accumulate``) for every slab s: a (S, M, K), b
+    (S, N, K) (its transpose is copied a panel at a time, as _products copies b's panels
+    anyway), out (S, M, N)."""
+    _kernel(out.dtype)(a, b, out, accumulate, True)
 
 
 # ---- which runs: these kernels, or NumPy's BLAS ------------------------------------------
