@@ -196,63 +196,64 @@ def _columns(x, kh, kw, stride, padding, dilation, oh, ow, keep=False):
 PANEL = 32     # columns per thread: a whole number of the products' panels (AVX-512, float32)
 
 
+def _split_by_columns(a, b, out):
+    """out[s] = a[s] b[s] for every slab s by products.py's kernels: each slab's columns in
+    one chunk per kernel thread (whole panels), the (slab, chunk) tasks over the threads."""
+    columns = out.shape[2]
+    chunk = -(-columns // numba_threads.THREADS // PANEL) * PANEL
+    chunks = -(-columns // chunk)
+    _run(_column_chunks, out.shape[0] * chunks, out.size * a.shape[2], a, b, out, chunks,
+         chunk)
+
+
+def _column_chunks(a, b, out, chunks, chunk, t0, t1):
+    """out[s, :, q0: q1] = a[s] b[s, :, q0: q1] for the tasks t in [t0, t1): slab s = t //
+    chunks, columns [q0, q1) its chunk t % chunks."""
+    for t in range(t0, t1):
+        s, q0 = t // chunks, t % chunks * chunk
+        q1 = min(q0 + chunk, out.shape[2])
+        products.slab_products(a[s:s + 1], b[s:s + 1, :, q0:q1], out[s:s + 1, :, q0:q1])
+
+
+def _repeated(matrix, count):
+    """``matrix`` as ``count`` slabs: one view, slab stride 0 (writeable, as the kernels'
+    signatures take, though nothing writes it)."""
+    return np.lib.stride_tricks.as_strided(matrix, (count,) + matrix.shape,
+                                           (0,) + matrix.strides)
+
+
 def _per_group(a, b):
     """a[g] @ b[g] for every group g, as plain 2-D products (NumPy hands those straight to
     BLAS, transposed operands included); where products.py's kernels run, by them, the
     columns split over the kernel threads."""
     out = scratch("product", (a.shape[0], a.shape[1], b.shape[2]), a.dtype)
     if products.KERNELS:
-        columns = b.shape[2]
-        chunk = -(-columns // numba_threads.THREADS // PANEL) * PANEL
-        chunks = -(-columns // chunk)
-        _run(_group_columns_product, a.shape[0] * chunks, out.size * a.shape[2], a, b, out,
-             chunks, chunk)
+        _split_by_columns(a, b, out)
         return out
     for g in range(a.shape[0]):
         np.matmul(a[g], b[g], out=out[g])
     return out
 
 
-def _group_columns_product(a, b, out, chunks, chunk, t0, t1):
-    """out[g, :, q0: q1] = a[g] b[g, :, q0: q1] for the tasks t in [t0, t1): group g = t //
-    chunks, columns [q0, q1) its chunk t % chunks (products.py's kernels)."""
-    for t in range(t0, t1):
-        g, q0 = t // chunks, t % chunks * chunk
-        q1 = min(q0 + chunk, out.shape[2])
-        products.slab_products(a[g:g + 1], b[g:g + 1, :, q0:q1], out[g:g + 1, :, q0:q1])
-
-
 def _per_example(w_matrix, col, out):
     """out[i] = W col[:, i, :] for each example i (and group), written straight into out
     (m, O, P), NCHW: no layout swap.  col (G K, m, P) is read in place (BLAS takes its
-    strided rows).  Where products.py's kernels run, they take the products, each
-    example's columns split over the kernel threads: against np.matmul (AMD Zen 5,
-    2026-12-06, alternated) 1.28x-1.46x on MobileNet's pointwise layers of one photo,
-    1.76x on a stride-2 first layer at batch 32, 1.04x-1.06x on 224x224 first layers, the
-    MobileNet v2 forward 1.12x."""
+    strided rows).  Where products.py's kernels run, they take the products, the examples
+    as slabs (W repeated), each example's columns split over the kernel threads: against
+    np.matmul (AMD Zen 5, 2026-12-06, alternated) 1.28x-1.46x on MobileNet's pointwise
+    layers of one photo, 1.76x on a stride-2 first layer at batch 32, 1.04x-1.06x on
+    224x224 first layers, the MobileNet v2 forward 1.12x."""
     groups, o_per_group, k = w_matrix.shape
     m, p = col.shape[1], col.shape[2]
     col4 = col.reshape(groups, k, m, p)
     out4 = out.reshape(m, groups, o_per_group, p)
-    if products.KERNELS:
-        chunk = -(-p // numba_threads.THREADS // PANEL) * PANEL
-        chunks = -(-p // chunk)
-        for g in range(groups):
-            _run(_columns_product, m * chunks, m * o_per_group * k * p, w_matrix[g], col4[g],
-                 out4[:, g], chunks, chunk)
-        return
-    for i in range(m):
-        for g in range(groups):
+    for g in range(groups):
+        if products.KERNELS:
+            _split_by_columns(_repeated(w_matrix[g], m), col4[g].transpose(1, 0, 2),
+                              out4[:, g])
+            continue
+        for i in range(m):
             np.matmul(w_matrix[g], col4[g, :, i, :], out=out4[i, g])
-
-
-def _columns_product(w, col, out, chunks, chunk, t0, t1):
-    """out[i, :, q0: q1] = w col[:, i, q0: q1] for the tasks t in [t0, t1): example i = t //
-    chunks, columns [q0, q1) its chunk t % chunks (products.py's kernels)."""
-    for t in range(t0, t1):
-        i, q0 = t // chunks, t % chunks * chunk
-        q1 = min(q0 + chunk, out.shape[2])
-        products.slab_products(w[None], col[None, :, i, q0:q1], out[None, i, :, q0:q1])
 
 
 def _per_example_grad_col(w_t, grad_y, out):
