@@ -225,3 +225,18 @@ def test_im2col_backward_sends_such_a_layers_input_grad_here(rng, monkeypatch):
     want = cpu_numba.conv2d_backward_input(grad_y, weight, x.shape, *geometry)
     assert calls == [1]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_conv2d_gradcheck_through_the_direct_input_grad(rng, monkeypatch):
+    """F.conv2d on a first layer whose dL/dx the direct kernel takes (two examples, one per
+    thread): float64 finite differences with a random upstream gradient, and the direct
+    path really ran."""
+    calls = []
+    direct = numba_first_layer.conv2d_backward_input
+    monkeypatch.setattr(numba_first_layer, "conv2d_backward_input",
+                        lambda *args: calls.append(1) or direct(*args))
+    monkeypatch.setattr(cpu_numba.numba_threads, "THREADS", 2)
+    x, weight, bias = (rng.standard_normal((2, 3, 32, 32)), rng.standard_normal((3, 3, 3, 3)),
+                       rng.standard_normal(3))
+    assert tn.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), x, weight, bias)
+    assert calls
