@@ -99,6 +99,8 @@ def test_multiply_gives_the_product_either_way(kernels, rng, monkeypatch):
     bt = rng.standard_normal((3, 21, 10))
     products.multiply_transposed(a, bt, out)
     np.testing.assert_allclose(out, a @ bt.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    products.multiply_transposed(a, bt, out, accumulate=True)
+    np.testing.assert_allclose(out, 2 * a @ bt.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
 
 
 def test_the_kernels_run_only_where_they_are_the_faster(monkeypatch):

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import numba_threads, simd
 from .jit import njit
+from .scratch import scratch
 
 
 CHAIN = 32
@@ -226,15 +227,22 @@ def multiply(a, b, out, accumulate=False):
     (S, K, N), out (S, M, N), b's and out's rows contiguous."""
     if KERNELS:
         slab_products(a, b, out, accumulate)
-    elif accumulate:
-        out += np.matmul(a, b)
+    elif accumulate:                # this thread's reused buffer, not a new array per call
+        block = scratch("products_sum", out.shape, out.dtype)
+        np.matmul(a, b, out=block)
+        out += block
     else:
         np.matmul(a, b, out=out)
 
 
-def multiply_transposed(a, b, out):
-    """out[k] = a[k] b[k]^T for every slab k: a (S, M, K), b (S, N, K), out (S, M, N)."""
+def multiply_transposed(a, b, out, accumulate=False):
+    """out[k] = a[k] b[k]^T for every slab k (out[k] += with ``accumulate``): a (S, M, K), b
+    (S, N, K), out (S, M, N)."""
     if KERNELS:
-        slab_products_transposed(a, b, out)
+        slab_products_transposed(a, b, out, accumulate)
+    elif accumulate:
+        block = scratch("products_sum", out.shape, out.dtype)
+        np.matmul(a, b.transpose(0, 2, 1), out=block)
+        out += block
     else:
         np.matmul(a, b.transpose(0, 2, 1), out=out)

@@ -148,7 +148,7 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v", count=24)     # (24, C, B)
             _input_tiles(x, ph, pw, th, tw, r0, r1, v, factors)
-            du += np.matmul(dm, v.transpose(0, 2, 1))
+            multiply_transposed(dm, v, du, accumulate=True)
     if du is not None:                # a thread that took no block adds nothing
         partial_sums.append((du, bias_sums))
 
