@@ -146,7 +146,6 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
     o, c = grad_y.shape[1], x.shape[1]
     du = np.zeros((16, o, c), grad_y.dtype)
     bias_sums = np.zeros(o)
-    block_du = np.empty_like(du)
     for i in indices:
         r0, r1 = blocks[i]
         size = (r1 - r0) * tw
@@ -163,8 +162,7 @@ def _weight_grad_blocks(grad_y, x, ph, pw, th, tw, partial_sums, blocks, indices
         else:
             v = winograd._slabs(c, size, x.dtype, "winograd_v")    # (16, C, B)
             winograd_tiles._input_tiles(x, ph, pw, th, tw, r0, r1, v)
-            multiply_transposed(dm, v, block_du)
-            du += block_du
+            multiply_transposed(dm, v, du, accumulate=True)
     partial_sums.append((du, bias_sums))
 
 
